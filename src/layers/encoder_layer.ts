@@ -1,0 +1,116 @@
+import * as tf from '@tensorflow/tfjs';
+import { SiglipLayer, type Shape, type SiglipLayerArgs, firstShape, splitInputs } from './base.js';
+import { SiglipAttention } from './attention.js';
+import { type HiddenAct } from './kernels/activations.js';
+import { LayerNorm } from './layer_norm.js';
+import { SiglipMLP } from './mlp.js';
+
+export interface EncoderLayerArgs extends SiglipLayerArgs {
+  hiddenSize: number;
+  numHeads: number;
+  intermediateSize: number;
+  layerNormEps?: number;
+  hiddenAct?: HiddenAct;
+}
+
+/** The transformer sizes shared by the encoder layers and the pooling head, with defaults filled in. */
+export interface TransformerDims {
+  hiddenSize: number;
+  numHeads: number;
+  intermediateSize: number;
+  layerNormEps: number;
+  hiddenAct: HiddenAct;
+}
+
+export function transformerDims(args: EncoderLayerArgs): TransformerDims {
+  return {
+    hiddenSize: args.hiddenSize,
+    numHeads: args.numHeads,
+    intermediateSize: args.intermediateSize,
+    layerNormEps: args.layerNormEps ?? 1e-6,
+    hiddenAct: args.hiddenAct ?? 'gelu_pytorch_tanh',
+  };
+}
+
+/**
+ * `SiglipEncoderLayer` (pre-LN): `x = x + self_attn(layer_norm1(x), mask); x = x + mlp(layer_norm2(x))`.
+ * Inputs: `x` or `[x, keyMask]`.
+ */
+export class SiglipEncoderLayer extends SiglipLayer {
+  static readonly className = 'SiglipEncoderLayer';
+  readonly hiddenSize: number;
+  readonly numHeads: number;
+  readonly intermediateSize: number;
+  readonly layerNormEps: number;
+  readonly hiddenAct: HiddenAct;
+  readonly layerNorm1: LayerNorm;
+  readonly selfAttn: SiglipAttention;
+  readonly layerNorm2: LayerNorm;
+  readonly mlp: SiglipMLP;
+
+  constructor(args: EncoderLayerArgs) {
+    super(args);
+    this.hiddenSize = args.hiddenSize;
+    this.numHeads = args.numHeads;
+    this.intermediateSize = args.intermediateSize;
+    this.layerNormEps = args.layerNormEps ?? 1e-6;
+    this.hiddenAct = args.hiddenAct ?? 'gelu_pytorch_tanh';
+    const weightInit = args.weightInit;
+    this.layerNorm1 = this.sublayer(
+      new LayerNorm({ name: 'layer_norm1', epsilon: this.layerNormEps, weightInit }),
+    );
+    this.selfAttn = this.sublayer(
+      new SiglipAttention({
+        name: 'self_attn',
+        hiddenSize: args.hiddenSize,
+        numHeads: args.numHeads,
+        weightInit,
+      }),
+    );
+    this.layerNorm2 = this.sublayer(
+      new LayerNorm({ name: 'layer_norm2', epsilon: this.layerNormEps, weightInit }),
+    );
+    this.mlp = this.sublayer(
+      new SiglipMLP({
+        name: 'mlp',
+        hiddenSize: args.hiddenSize,
+        intermediateSize: args.intermediateSize,
+        hiddenAct: this.hiddenAct,
+        weightInit,
+      }),
+    );
+  }
+
+  override build(inputShape: Shape | Shape[]): void {
+    const shape = firstShape(inputShape);
+    for (const layer of [this.layerNorm1, this.selfAttn, this.layerNorm2, this.mlp]) {
+      this.buildSublayer(layer, shape);
+    }
+    this.built = true;
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    return tf.tidy(() => {
+      const [x, keyMask] = splitInputs(inputs);
+      const normed = this.layerNorm1.call(x);
+      const attended = this.selfAttn.call(keyMask ? [normed, keyMask] : normed);
+      const h = x.add(attended);
+      return h.add(this.mlp.call(this.layerNorm2.call(h)));
+    });
+  }
+
+  override computeOutputShape(inputShape: Shape | Shape[]): Shape {
+    return firstShape(inputShape);
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return this.withBaseConfig({
+      hiddenSize: this.hiddenSize,
+      numHeads: this.numHeads,
+      intermediateSize: this.intermediateSize,
+      layerNormEps: this.layerNormEps,
+      hiddenAct: this.hiddenAct,
+    });
+  }
+}
+tf.serialization.registerClass(SiglipEncoderLayer);

@@ -1,0 +1,48 @@
+import * as tf from '@tensorflow/tfjs';
+
+/** The activation names Hugging Face configs use for SigLIP (`hidden_act`). */
+export const SUPPORTED_ACTIVATIONS = [
+  'gelu_pytorch_tanh',
+  'gelu_new',
+  'gelu_fast',
+  'gelu',
+  'quick_gelu',
+] as const;
+export type HiddenAct = (typeof SUPPORTED_ACTIVATIONS)[number];
+
+export function isHiddenAct(name: string): name is HiddenAct {
+  return (SUPPORTED_ACTIVATIONS as readonly string[]).includes(name);
+}
+
+const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
+
+/** GELU, tanh approximation: `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))` (PyTorch `approximate="tanh"`). */
+export function geluTanh(x: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => {
+    const inner = x.add(x.pow(3).mul(0.044715)).mul(SQRT_2_OVER_PI);
+    return x.mul(0.5).mul(inner.tanh().add(1));
+  });
+}
+
+/** Exact GELU: `0.5 x (1 + erf(x / sqrt 2))`. */
+export function geluErf(x: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => x.mul(0.5).mul(x.div(Math.SQRT2).erf().add(1)));
+}
+
+/** `x * sigmoid(1.702 x)`. */
+export function quickGelu(x: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => x.mul(x.mul(1.702).sigmoid()));
+}
+
+export function activation(name: HiddenAct, x: tf.Tensor): tf.Tensor {
+  switch (name) {
+    case 'gelu_pytorch_tanh':
+    case 'gelu_new':
+    case 'gelu_fast':
+      return geluTanh(x);
+    case 'gelu':
+      return geluErf(x);
+    case 'quick_gelu':
+      return quickGelu(x);
+  }
+}
