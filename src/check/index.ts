@@ -1,0 +1,10 @@
+// Importing this module registers every fixture kind `siglip2 check` knows.
+import './model_fixture.js';
+
+export * from './compare.js';
+export * from './fixture.js';
+export {
+  checkModelFixture,
+  registerExtraOutputs,
+  type ExtraOutputProvider,
+} from './model_fixture.js';

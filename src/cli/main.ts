@@ -1,0 +1,18 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { registerCheck } from './commands/check.js';
+
+const program = new Command();
+program
+  .name('siglip2')
+  .description('SigLIP / SigLIP 2 vision-language encoders on TensorFlow.js')
+  .showHelpAfterError();
+registerCheck(program);
+
+program.parseAsync(process.argv).then(
+  () => process.exit(process.exitCode ?? 0),
+  (e: unknown) => {
+    console.error(`siglip2: ${e instanceof Error ? e.message : String(e)}`);
+    process.exit(2);
+  },
+);

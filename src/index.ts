@@ -1,0 +1,6 @@
+// siglip2-tfjs: SigLIP / SigLIP 2 on TensorFlow.js. Importing this module registers the layer library with
+// tf.serialization, so `tf.loadLayersModel` can read converted models.
+export * from './layers/index.js';
+export * from './model/index.js';
+export * from './io/safetensors.js';
+export * from './check/index.js';

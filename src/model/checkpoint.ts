@@ -1,0 +1,95 @@
+import { existsSync, promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import { type LoadedTensor, SafetensorsFile, type TensorInfo } from '../io/safetensors.js';
+
+/**
+ * The tensors of a Hugging Face checkpoint folder: `model.safetensors`, or the shards listed by
+ * `model.safetensors.index.json`. Tensors are read one at a time.
+ */
+export class CheckpointReader {
+  private constructor(
+    readonly dir: string,
+    private readonly files: SafetensorsFile[],
+    private readonly byName: Map<string, SafetensorsFile>,
+  ) {}
+
+  static async open(dir: string): Promise<CheckpointReader> {
+    const single = join(dir, 'model.safetensors');
+    const index = join(dir, 'model.safetensors.index.json');
+    if (existsSync(index)) return CheckpointReader.openSharded(dir, index);
+    if (existsSync(single)) {
+      const file = await SafetensorsFile.open(single);
+      return new CheckpointReader(dir, [file], new Map(file.names.map((n) => [n, file])));
+    }
+    throw new Error(
+      `${dir}: no model.safetensors or model.safetensors.index.json (only safetensors checkpoints are read; ` +
+        'convert a pytorch_model.bin with transformers first)',
+    );
+  }
+
+  private static async openSharded(dir: string, index: string): Promise<CheckpointReader> {
+    let parsed: { weight_map?: Record<string, string> };
+    try {
+      parsed = JSON.parse(await fsp.readFile(index, 'utf8')) as typeof parsed;
+    } catch (e) {
+      throw new Error(`${index}: not valid JSON (${(e as Error).message})`, { cause: e });
+    }
+    const weightMap = parsed.weight_map;
+    if (!weightMap || typeof weightMap !== 'object') throw new Error(`${index}: no weight_map`);
+    const shardNames = [...new Set(Object.values(weightMap))];
+    const files: SafetensorsFile[] = [];
+    const byShard = new Map<string, SafetensorsFile>();
+    try {
+      for (const shard of shardNames) {
+        if (shard.includes('/') || shard.includes('\\') || shard.startsWith('.')) {
+          throw new Error(`${index}: shard name ${JSON.stringify(shard)} is not a plain file name`);
+        }
+        const file = await SafetensorsFile.open(join(dir, shard));
+        files.push(file);
+        byShard.set(shard, file);
+      }
+    } catch (e) {
+      await Promise.all(files.map((f) => f.close()));
+      throw e;
+    }
+    const byName = new Map<string, SafetensorsFile>();
+    for (const [name, shard] of Object.entries(weightMap)) {
+      const file = byShard.get(shard) as SafetensorsFile;
+      if (!file.tensors.has(name)) {
+        await Promise.all(files.map((f) => f.close()));
+        throw new Error(`${index}: lists '${name}' in ${shard}, but that shard does not hold it`);
+      }
+      byName.set(name, file);
+    }
+    return new CheckpointReader(dir, files, byName);
+  }
+
+  get names(): string[] {
+    return [...this.byName.keys()];
+  }
+
+  has(name: string): boolean {
+    return this.byName.has(name);
+  }
+
+  info(name: string): TensorInfo {
+    const file = this.byName.get(name);
+    if (!file) throw new Error(`${this.dir}: the checkpoint has no tensor '${name}'`);
+    return file.info(name);
+  }
+
+  /** The file holding a tensor (for messages). */
+  fileOf(name: string): string {
+    return this.byName.get(name)?.path ?? this.dir;
+  }
+
+  async read(name: string): Promise<LoadedTensor> {
+    const file = this.byName.get(name);
+    if (!file) throw new Error(`${this.dir}: the checkpoint has no tensor '${name}'`);
+    return file.read(name);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.files.map((f) => f.close()));
+  }
+}
