@@ -134,6 +134,8 @@ interface Context {
   retries: number;
   retryDelayMs: number;
   onProgress: (p: DownloadProgress) => void;
+  /** Blob downloads in flight, so two repo files with the same content share one transfer. */
+  inflight: Map<string, Promise<void>>;
 }
 
 function httpError(
@@ -428,10 +430,18 @@ async function verifyBlob(file: RepoFile, path: string): Promise<void> {
 async function downloadOne(ctx: Context, file: RepoFile): Promise<void> {
   const blob = join(ctx.storage, 'blobs', file.etag);
   const pointer = join(ctx.storage, 'snapshots', ctx.commit, ...file.path.split('/'));
-  if ((await fileSize(blob)) === file.size) {
-    if ((await fileSize(pointer)) !== file.size) await linkSnapshotFile(blob, pointer);
-    return;
+  let pending = ctx.inflight.get(file.etag);
+  if (!pending) {
+    pending = fetchBlob(ctx, file, blob);
+    ctx.inflight.set(file.etag, pending);
   }
+  await pending;
+  if ((await fileSize(pointer)) !== file.size) await linkSnapshotFile(blob, pointer);
+}
+
+/** Makes sure `blob` holds the verified content of `file`, downloading (and resuming) when it does not. */
+async function fetchBlob(ctx: Context, file: RepoFile, blob: string): Promise<void> {
+  if ((await fileSize(blob)) === file.size) return;
   await fsp.mkdir(dirname(blob), { recursive: true });
   const incomplete = `${blob}.incomplete`;
   let failures = 0;
@@ -445,7 +455,10 @@ async function downloadOne(ctx: Context, file: RepoFile): Promise<void> {
       if (!(e instanceof RetryableError)) throw e;
       const have = (await fileSize(incomplete)) ?? 0;
       // A transfer that made progress starts a fresh series of attempts.
-      failures = have > before ? 1 : failures + 1;
+      if (have > before) {
+        failures = 1;
+        delay = ctx.retryDelayMs;
+      } else failures++;
       if (failures > ctx.retries) {
         throw new HubDownloadError(
           `download of ${file.path} from ${ctx.repoId} failed after ${failures} attempts ` +
@@ -466,7 +479,6 @@ async function downloadOne(ctx: Context, file: RepoFile): Promise<void> {
     throw e;
   }
   await fsp.rename(incomplete, blob);
-  await linkSnapshotFile(blob, pointer);
   ctx.onProgress({ file: file.path, loaded: file.size, total: file.size });
 }
 
@@ -542,7 +554,8 @@ export async function snapshotDownload(
       `hub endpoint ${JSON.stringify(endpoint)} (HF_ENDPOINT or endpoint option) is not a URL`,
     );
   }
-  const token = opts.token ?? (process.env.HF_TOKEN || undefined);
+  const token =
+    opts.token ?? (process.env.HF_TOKEN || process.env.HUGGING_FACE_HUB_TOKEN || undefined);
   const cacheDir = opts.cacheDir ?? hubCacheDir();
   const storage = repoCacheFolder(cacheDir, repoId);
   const offline = opts.offline ?? truthyEnv(process.env.HF_HUB_OFFLINE);
@@ -674,6 +687,7 @@ export async function snapshotDownload(
     retries: opts.retries ?? 5,
     retryDelayMs: opts.retryDelayMs ?? 1000,
     onProgress,
+    inflight: new Map(),
   };
   const concurrency = opts.concurrency ?? 4;
   try {

@@ -27,7 +27,15 @@ import { type MockHub, type MockHubOptions, startMockHub } from './mock_hub.js';
 const REPO = 'google/siglip-tiny-mock';
 const GATED = 'google/siglip-tiny-gated';
 const SHARDED = 'google/siglip-tiny-sharded';
-const ENV_KEYS = ['HF_ENDPOINT', 'HF_TOKEN', 'HF_HOME', 'HF_HUB_CACHE', 'HF_HUB_OFFLINE'];
+const ENV_KEYS = [
+  'HF_ENDPOINT',
+  'HF_TOKEN',
+  'HUGGING_FACE_HUB_TOKEN',
+  'HF_HOME',
+  'HF_HUB_CACHE',
+  'HUGGINGFACE_HUB_CACHE',
+  'HF_HUB_OFFLINE',
+];
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const gitSha1 = (b: Buffer) =>
@@ -70,6 +78,8 @@ describe('hub snapshotDownload (against a local mock hub)', function () {
     }
     writeFileSync(join(repoDir, 'README.md'), '# not part of the default download\n');
     writeFileSync(join(repoDir, 'extra', 'notes.txt'), 'nested file\n');
+    // Same content as config.json: one blob, two snapshot links.
+    copyFileSync(fixture('siglip_tiny', 'config.json'), join(repoDir, 'extra', 'config-copy.json'));
 
     // A sharded copy of the same checkpoint: two shards and model.safetensors.index.json.
     shardDir = join(root, 'sharded');
@@ -398,6 +408,12 @@ describe('hub snapshotDownload (against a local mock hub)', function () {
       'tokenizer_config.json',
     ]);
     assert.equal(readFileSync(join(snap, 'extra', 'notes.txt'), 'utf8'), 'nested file\n');
+    assert.equal(
+      readlinkSync(join(snap, 'extra', 'config-copy.json')),
+      join('..', readlinkSync(join(snap, 'config.json'))),
+    );
+    assert.equal(h.transfers().filter((r) => r.url.endsWith('/config.json')).length, 1);
+    assert.equal(h.transfers().filter((r) => r.url.includes('config-copy')).length, 0);
     assert.equal(
       readlinkSync(join(snap, 'extra', 'notes.txt')).startsWith('../../../blobs/'),
       true,

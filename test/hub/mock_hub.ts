@@ -84,6 +84,24 @@ function walk(folder: string): string[] {
   return out.sort();
 }
 
+/** File contents and hashes, kept across mock hubs of one test run (keyed by path, size and mtime). */
+const hashed = new Map<string, { data: Buffer; sha256: string; gitSha1: string }>();
+function readHashed(abs: string): { data: Buffer; sha256: string; gitSha1: string } {
+  const st = statSync(abs);
+  const key = `${abs}:${st.size}:${st.mtimeMs}`;
+  let entry = hashed.get(key);
+  if (!entry) {
+    const data = readFileSync(abs);
+    entry = {
+      data,
+      sha256: createHash('sha256').update(data).digest('hex'),
+      gitSha1: gitBlobSha1(data),
+    };
+    hashed.set(key, entry);
+  }
+  return entry;
+}
+
 const defaultLfs = (path: string) => /\.(safetensors|model|bin)$/.test(path);
 
 export async function startMockHub(opts: MockHubOptions): Promise<MockHub> {
@@ -100,10 +118,9 @@ export async function startMockHub(opts: MockHubOptions): Promise<MockHub> {
     const files = new Map<string, ServedFile>();
     for (const abs of walk(repo.folder)) {
       const path = relative(repo.folder, abs).split(sep).join('/');
-      const data = readFileSync(abs);
+      const { data, sha256, gitSha1 } = readHashed(abs);
       const lfs = (repo.isLfs ?? defaultLfs)(path);
-      const sha256 = createHash('sha256').update(data).digest('hex');
-      const gitOid = gitBlobSha1(lfs ? lfsPointer(sha256, data.length) : data);
+      const gitOid = lfs ? gitBlobSha1(lfsPointer(sha256, data.length)) : gitSha1;
       const f: ServedFile = { path, data, lfs, sha256, gitOid };
       files.set(path, f);
       if (lfs) blobs.set(sha256, f);
