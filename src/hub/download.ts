@@ -1,7 +1,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, promises as fsp } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join, relative, sep } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { HubApiError, getRepoFolderName, listFiles, modelInfo } from '@huggingface/hub';
 import { createProgressRenderer } from './progress.js';
 import { validateRepoId } from './resolve.js';
@@ -297,6 +297,33 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 class RetryableError extends Error {}
 
+const unquote = (etag: string) => etag.replace(/^W\//, '').replace(/^"|"$/g, '');
+
+/**
+ * The hub's own headers must agree with its listing: X-Repo-Commit with the commit, and for LFS files
+ * X-Linked-Etag (the sha256) and X-Linked-Size with the LFS oid and size.
+ */
+function checkHubHeaders(ctx: Context, file: RepoFile, headers: Headers): void {
+  const commit = headers.get('x-repo-commit');
+  const linkedEtag = headers.get('x-linked-etag');
+  const linkedSize = headers.get('x-linked-size');
+  const problems: string[] = [];
+  if (commit !== null && commit !== ctx.commit) {
+    problems.push(`X-Repo-Commit ${commit} is not the commit ${ctx.commit}`);
+  }
+  if (file.sha256 && linkedEtag !== null && unquote(linkedEtag) !== file.sha256) {
+    problems.push(`X-Linked-Etag ${linkedEtag} is not the listed sha256 ${file.sha256}`);
+  }
+  if (file.sha256 && linkedSize !== null && Number(linkedSize) !== file.size) {
+    problems.push(`X-Linked-Size ${linkedSize} is not the listed size ${file.size}`);
+  }
+  if (problems.length > 0) {
+    throw new HubDownloadError(
+      `${ctx.repoId}: the hub's headers for ${file.path} disagree with its file listing: ${problems.join('; ')}`,
+    );
+  }
+}
+
 /** GETs `url` from byte `start`, following redirects by hand so the token only goes to the endpoint. */
 async function openTransfer(ctx: Context, file: RepoFile, start: number): Promise<Response> {
   const origin = new URL(ctx.endpoint).origin;
@@ -314,6 +341,7 @@ async function openTransfer(ctx: Context, file: RepoFile, start: number): Promis
     } catch (e) {
       throw new RetryableError(`request to ${url} failed: ${(e as Error).message}`, { cause: e });
     }
+    checkHubHeaders(ctx, file, res.headers);
     const location = res.headers.get('location');
     if (res.status >= 300 && res.status < 400 && location) {
       await res.body?.cancel();
@@ -476,6 +504,9 @@ async function fetchBlob(ctx: Context, file: RepoFile, blob: string): Promise<vo
     await verifyBlob(file, incomplete);
   } catch (e) {
     await fsp.rm(incomplete, { force: true });
+    if (e instanceof HubDownloadError) {
+      e.message += ` (the partial file was removed: run again to download ${file.path} afresh)`;
+    }
     throw e;
   }
   await fsp.rename(incomplete, blob);
@@ -728,7 +759,7 @@ async function shardsOf(indexPath: string, repoId: string): Promise<string[]> {
   }
   const shards = new Set<string>();
   for (const [tensor, shard] of Object.entries(map)) {
-    if (typeof shard !== 'string' || !relPathOk(shard) || shard.includes(sep + '..')) {
+    if (typeof shard !== 'string' || !relPathOk(shard)) {
       throw new HubDownloadError(
         `${indexPath} of ${repoId}: weight_map[${JSON.stringify(tensor)}] is not a file name`,
       );

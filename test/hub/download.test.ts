@@ -279,6 +279,26 @@ describe('hub snapshotDownload (against a local mock hub)', function () {
     );
   });
 
+  it('rejects an LFS file whose X-Linked-Etag disagrees with the listed sha256', async function () {
+    const h = await hub();
+    const forged: typeof fetch = async (input, init) => {
+      const res = await fetch(input, init);
+      if (!res.headers.has('x-linked-etag')) return res;
+      const headers = new Headers(res.headers);
+      headers.set('x-linked-etag', `"${'0'.repeat(64)}"`);
+      return new Response(null, { status: res.status, headers });
+    };
+    await assert.rejects(
+      snapshotDownload(REPO, {
+        endpoint: h.url,
+        cacheDir: newCache(),
+        fetch: forged,
+        onProgress: () => {},
+      }),
+      /headers for model\.safetensors disagree with its file listing: X-Linked-Etag "0{64}" is not the listed sha256/,
+    );
+  });
+
   it('honours HF_ENDPOINT and HF_HOME', async function () {
     const h = await hub();
     const home = join(root, 'hf_home');
