@@ -331,7 +331,7 @@ export async function startMockHub(opts: MockHubOptions): Promise<MockHub> {
     }
     if (opts.cut && opts.cut.file === f.path && cutsLeft > 0 && body.length > opts.cut.afterBytes) {
       cutsLeft--;
-      res.write(body.subarray(0, opts.cut.afterBytes), () => res.socket?.destroy());
+      res.write(body.subarray(0, opts.cut.afterBytes), () => res.socket?.end());
       return;
     }
     res.end(body);
