@@ -1,1 +1,4 @@
 export * from './tokenizer.js';
+export * from './resize.js';
+export * from './image.js';
+export * from './decode_node.js';
