@@ -6,8 +6,6 @@
  * formula), 16-bit images are scaled to 8 bits (PIL clips 16-bit grayscale at 255), and JPEG decoding may differ
  * from Pillow's libjpeg-turbo by a level here and there.
  */
-import { readFile } from 'node:fs/promises';
-import sharp from 'sharp';
 import type { RgbImage } from './image.js';
 
 /** Turn interleaved 1-4 channel uint8 data into RGB: gray -> R=G=B, alpha dropped. */
@@ -53,6 +51,7 @@ export async function loadImageNode(input: string | Uint8Array, name?: string): 
   if (typeof input === 'string') {
     what = name ?? input;
     try {
+      const { readFile } = await import('node:fs/promises');
       bytes = await readFile(input);
     } catch (e) {
       throw new Error(`${what}: cannot read image file (${(e as Error).message})`, { cause: e });
@@ -66,6 +65,7 @@ export async function loadImageNode(input: string | Uint8Array, name?: string): 
     );
   }
   if (bytes.length === 0) throw new Error(`${what}: file is empty (0 bytes), not an image`);
+  const { default: sharp } = await import('sharp');
   try {
     const { data, info } = await sharp(bytes, {
       ignoreIcc: true,

@@ -2,3 +2,5 @@ export * from './tokenizer.js';
 export * from './resize.js';
 export * from './image.js';
 export * from './decode_node.js';
+export * from './decode_browser.js';
+export * from './load.js';
