@@ -349,3 +349,13 @@ export class Siglip2ImageProcessor {
     return { pixelValues, shape: [B, maxP, dim], pixelAttentionMask, spatialShapes };
   }
 }
+
+/** The right processor for a config: NaFlex (`Siglip2ImageProcessor*`) or fixed resolution. */
+export function createImageProcessor(
+  config: PreprocessorConfigJson,
+  opts: { maxNumPatches?: number } = {},
+): SiglipImageProcessor | Siglip2ImageProcessor {
+  return isNaFlexConfig(config)
+    ? new Siglip2ImageProcessor(config, opts.maxNumPatches)
+    : new SiglipImageProcessor(config);
+}

@@ -121,3 +121,36 @@ describe('bad image input gets a clear error naming it', () => {
     await assert.rejects(checkTokenizerFixture(tmp), /not a tokenizer fixture/);
   });
 });
+
+describe('preprocessor config loading', () => {
+  it('picks the processor kind from the fixture configs and names unreadable configs', async () => {
+    const { fixture } = await import('../helpers/fixtures.js');
+    const { createImageProcessor, loadPreprocessorConfig } =
+      await import('../../src/processors/index.js');
+    const naflex = createImageProcessor(
+      await loadPreprocessorConfig(fixture('image_preprocessing', 'siglip2_naflex_256')),
+    );
+    assert.ok(naflex instanceof Siglip2ImageProcessor);
+    assert.equal(naflex.settings.maxNumPatches, 256);
+    assert.equal(
+      (
+        createImageProcessor(
+          await loadPreprocessorConfig(fixture('image_preprocessing', 'siglip2_naflex_256')),
+          { maxNumPatches: 64 },
+        ) as Siglip2ImageProcessor
+      ).settings.maxNumPatches,
+      64,
+    );
+    const fixed = createImageProcessor(
+      await loadPreprocessorConfig(fixture('image_preprocessing', 'siglip_fixres_256')),
+    );
+    assert.ok(fixed instanceof SiglipImageProcessor);
+    assert.equal(fixed.settings.height, 256);
+    await assert.rejects(
+      loadPreprocessorConfig(tmp),
+      /preprocessor_config\.json: cannot read preprocessor config/,
+    );
+    writeFileSync(join(tmp, 'preprocessor_config.json'), '[1]');
+    await assert.rejects(loadPreprocessorConfig(tmp), /not a JSON object/);
+  });
+});
