@@ -12,7 +12,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 VULKAN_DIR="${VULKAN_DIR:-$ROOT/.vulkan}"
 ICD="$VULKAN_DIR/icd.json"
 
-if [[ "${1:-}" != "--force" && -f "$ICD" ]]; then
+if [[ "${1:-}" != "--force" && -f "$ICD" && -f "$VULKAN_DIR/libdir" && -f "$(cat "$VULKAN_DIR/libdir")/libvulkan_lvp.so" ]]; then
   echo "setup-vulkan: already set up in $VULKAN_DIR"
   exit 0
 fi
@@ -72,5 +72,5 @@ fi
 # The packaged ICD names the driver by its system path; point it at the unpacked copy instead.
 sed -E "s#\"library_path\": *\"[^\"]*\"#\"library_path\": \"$LIBDIR/libvulkan_lvp.so\"#" "$SRC_ICD" > "$ICD"
 echo "$LIBDIR" > "$VULKAN_DIR/libdir"
-rm -rf "$APT/lists" "$APT/cache"
+rm -rf "$APT/lists" "$APT/cache" "$VULKAN_DIR/debs"
 echo "setup-vulkan: lavapipe ready (ICD $ICD, libraries $LIBDIR)"

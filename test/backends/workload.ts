@@ -69,3 +69,10 @@ export function expectedRows(
   ids.forEach((id, i) => out.set(data.subarray(id * cols, (id + 1) * cols), i * cols));
   return out;
 }
+
+/** Deterministic values in [-0.5, 0.5) from an integer hash: fast enough for tables of tens of millions. */
+export function hashPattern(n: number, seed: number): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = (Math.imul(i + seed, 2654435761) >>> 0) / 4294967296 - 0.5;
+  return out;
+}
