@@ -94,6 +94,8 @@ export interface ConvertOptions {
   /** Replace an existing conversion in `outDir` (otherwise a non-empty `outDir` is refused). */
   overwrite?: boolean;
   onProgress?: (p: ConvertProgress) => void;
+  /** Tensors above this many elements that need no transpose are streamed in pieces of this size (default 8 Mi). */
+  chunkElements?: number;
 }
 
 export interface ConvertResult {
@@ -177,9 +179,10 @@ async function writeTensor(
   e: WeightEntry,
   dtype: StorageDtype,
   shards: ShardWriter,
+  chunk: number,
 ): Promise<ManifestQuantization | undefined> {
   const n = numel(e.hfShape);
-  if (e.transform !== 'none' || n <= CHUNK_ELEMENTS) {
+  if (e.transform !== 'none' || n <= chunk) {
     const raw = (await reader.read(e.hfName)).data as Float32Array;
     const { bytes, quantization } = encodeWeight(
       dtype,
@@ -192,8 +195,8 @@ async function writeTensor(
   // Large tensor in its final layout (the token embedding table): stream it in pieces.
   const pieces = (fn: (values: Float32Array) => Promise<void>) =>
     (async () => {
-      for (let first = 0; first < n; first += CHUNK_ELEMENTS) {
-        const count = Math.min(CHUNK_ELEMENTS, n - first);
+      for (let first = 0; first < n; first += chunk) {
+        const count = Math.min(chunk, n - first);
         await fn((await reader.readElements(e.hfName, first, count)) as Float32Array);
       }
     })();
@@ -299,7 +302,13 @@ export async function convertCheckpoint(
       const shards = new ShardWriter(dir, total, shardBytes);
       const weights: tf.io.WeightsManifestEntry[] = [];
       for (const e of plan.entries) {
-        const quantization = await writeTensor(reader, e, dtype, shards);
+        const quantization = await writeTensor(
+          reader,
+          e,
+          dtype,
+          shards,
+          opts.chunkElements ?? CHUNK_ELEMENTS,
+        );
         const spec: tf.io.WeightsManifestEntry = {
           name: e.tfName,
           shape: e.tfShape,
