@@ -63,9 +63,10 @@ export function uint8Params(lo: number, hi: number): { min: number; scale: numbe
   hi = Math.max(hi, 0);
   const scale = (hi - lo) / 255;
   if (scale === 0) return { min: 0, scale: 1 };
-  const zero = Math.round(-lo / scale);
-  // The manifest is JSON and the decoder stores float32: keep float32-exact numbers.
-  return { min: Math.fround(-zero * scale), scale: Math.fround(scale) };
+  // TF.js decodes `q * scale + min` in float64: with this min, q = zero gives exactly 0 (JSON keeps doubles).
+  const s32 = Math.fround(scale);
+  const zero = Math.round(-lo / s32);
+  return { min: -zero * s32, scale: s32 };
 }
 
 /** Minimum and maximum of some values (NaN and ±Inf propagate to a non-finite result). */
