@@ -1,5 +1,7 @@
 // Where a conversion reads from: a local Hugging Face folder, or a hub repo id resolved to one.
 import { existsSync, statSync } from 'node:fs';
+import { basename } from 'node:path';
+import { snapshotDownload } from '../src/hub/download.js';
 
 /** A checkpoint folder on disk and, when it came from the hub, where from. */
 export interface ResolvedSource {
@@ -17,15 +19,28 @@ export type HubResolver = (
 const REPO_ID = /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/;
 
 /**
- * HUB CALL SITE (the only one): resolves a hub repo id to a local folder. The hub download client
- * (`src/hub/snapshotDownload`) lives on another branch; the lead wires it here at merge, e.g.
- * `return { dir: await snapshotDownload(repoId, opts) }`.
+ * Resolves a hub repo id to a local snapshot folder with `snapshotDownload` (standard HF cache, resumable,
+ * honours HF_ENDPOINT / HF_HOME / HF_TOKEN). Progress is reported as bytes over all files.
  */
-export const defaultHubResolver: HubResolver = async (repoId) => {
-  throw new Error(
-    `${repoId}: downloading from the Hugging Face hub is not available in this build; ` +
-      'pass a local checkpoint folder instead',
-  );
+export const defaultHubResolver: HubResolver = async (repoId, opts) => {
+  const files = new Map<string, { loaded: number; total: number }>();
+  const dir = await snapshotDownload(repoId, {
+    revision: opts.revision,
+    onProgress: opts.onProgress
+      ? (p) => {
+          files.set(p.file, { loaded: p.loaded, total: p.total });
+          let done = 0;
+          let total = 0;
+          for (const f of files.values()) {
+            done += f.loaded;
+            total += f.total;
+          }
+          opts.onProgress?.(done, total);
+        }
+      : undefined,
+  });
+  // The snapshot folder is named after the commit the revision resolved to.
+  return { dir, revision: basename(dir) };
 };
 
 /**
