@@ -1,0 +1,200 @@
+/**
+ * The model benchmark: SigLIP so400m-patch16-256 (or another full-size config) with random weights.
+ *
+ *   npm run bench [-- --model so400m|base] [--backend wasm|cpu|webgpu] [--threads N] [--runs N] [--profile]
+ *
+ * Measures one image, a batch of 4 images and 8 texts of 64 tokens: median seconds, images/s, achieved
+ * GFLOP/s, peak RSS and build time, plus (with --profile) a per-kernel time profile of one run of each.
+ * The towers are built and run one at a time (so400m in float32 is 4.5 GB, over wasm's 4 GB heap).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { type BackendName, useBackend } from '../src/backends/index.js';
+import { parseConfig } from '../src/model/config.js';
+import { SiglipModel } from '../src/model/siglip_model.js';
+import { disposeTowerOutputs } from '../src/model/tower_outputs.js';
+import { fillRandom } from './random_weights.js';
+
+const MODELS: Record<string, string> = {
+  so400m: 'siglip2-so400m-patch16-256',
+  base: 'siglip2-base-patch16-224',
+};
+
+/** Multiply-add FLOPs (x2) of a transformer stack over `n` tokens: projections, attention, MLP. */
+function encoderGflop(d: number, inter: number, layers: number, n: number): number {
+  const perLayer = 8 * d * d * n + 4 * n * n * d + 4 * d * inter * n;
+  return (perLayer * layers) / 1e9;
+}
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
+}
+
+const modelName = arg('model', 'so400m');
+const backend = arg('backend', 'wasm') as BackendName;
+const runs = Number(arg('runs', '3'));
+const profile = process.argv.includes('--profile');
+const threads = process.argv.includes('--threads') ? Number(arg('threads', '2')) : undefined;
+const fixtures =
+  process.env.SIGLIP2_FIXTURES ?? new URL('../../../shared/fixtures', import.meta.url).pathname;
+
+/** Peak resident set size so far, as the kernel tracks it (kernels run synchronously, so no timer could sample). */
+const peakRssGiB = () => (process.resourceUsage().maxRSS * 1024) / 2 ** 30;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+async function time(label: string, fn: () => Promise<void>): Promise<number> {
+  const times: number[] = [];
+  await fn(); // warm-up: kernels compiled, buffers allocated
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    await fn();
+    times.push((performance.now() - t0) / 1000);
+  }
+  const m = median(times);
+  console.log(
+    `  ${label}: median ${m.toFixed(3)} s over ${runs} runs [${times.map((t) => t.toFixed(2)).join(', ')}]`,
+  );
+  return m;
+}
+
+async function kernelProfile(label: string, fn: () => tf.Tensor[]): Promise<void> {
+  const info = await tf.profile(() => {
+    const outs = fn();
+    return outs;
+  });
+  const byKernel = new Map<string, { ms: number; calls: number }>();
+  let total = 0;
+  // Count kernels only: `<op>__op` entries wrap a kernel that is listed too.
+  for (const k of info.kernels.filter((k) => !k.name.endsWith('__op'))) {
+    const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
+    const e = byKernel.get(k.name) ?? { ms: 0, calls: 0 };
+    e.ms += ms;
+    e.calls += 1;
+    byKernel.set(k.name, e);
+    total += ms;
+  }
+  console.log(`  per-kernel profile (${label}), ${total.toFixed(0)} ms in kernels:`);
+  for (const [name, e] of [...byKernel].sort((a, b) => b[1].ms - a[1].ms).slice(0, 12)) {
+    console.log(
+      `    ${name.padEnd(22)} ${e.ms.toFixed(0).padStart(7)} ms  ${((100 * e.ms) / total).toFixed(1).padStart(5)} %  ${String(e.calls).padStart(5)} calls`,
+    );
+  }
+}
+
+async function main(): Promise<void> {
+  const dir = MODELS[modelName];
+  if (!dir) throw new Error(`--model ${modelName}: expected ${Object.keys(MODELS).join(', ')}`);
+  const config = parseConfig(
+    JSON.parse(readFileSync(`${fixtures}/full_size_configs/${dir}/config.json`, 'utf8')),
+  );
+  const vc = config.visionConfig!;
+  const tc = config.textConfig!;
+  const size = vc.modelType === 'siglip_vision_model' ? vc.imageSize : 256;
+  const patches = (size / vc.patchSize) ** 2;
+  // Encoder plus patch embedding (the head and embeddings lookups are negligible).
+  const imageGflop =
+    encoderGflop(vc.hiddenSize, vc.intermediateSize, vc.numHiddenLayers, patches) +
+    (2 * patches * 3 * vc.patchSize ** 2 * vc.hiddenSize) / 1e9;
+  const textGflop8 = 8 * encoderGflop(tc.hiddenSize, tc.intermediateSize, tc.numHiddenLayers, 64);
+  const report = await useBackend(backend, threads ? { threads } : {});
+  console.log(`model ${dir}, random weights; backend: ${report.reason}`);
+  console.log(
+    `work: ${imageGflop.toFixed(0)} GFLOP per image, ${textGflop8.toFixed(0)} GFLOP per 8 texts of 64 tokens`,
+  );
+  console.log(
+    `load average at start: ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}`,
+  );
+
+  // Vision tower
+  let t0 = performance.now();
+  const vision = SiglipModel.build(config, { weightInit: 'zeros', towers: 'vision' });
+  fillRandom(vision.vision!.model);
+  const visionBuild = (performance.now() - t0) / 1000;
+  console.log(
+    `vision tower: build + random fill ${visionBuild.toFixed(1)} s, peak RSS ${peakRssGiB().toFixed(2)} GiB`,
+  );
+  const results: Record<string, number> = {};
+  for (const batch of [1, 4]) {
+    const pixels = tf.randomUniform([batch, 3, size, size], -1, 1);
+    const s = await time(`${batch} image${batch > 1 ? 's' : ''}`, async () => {
+      const o = vision.vision!.predict({ pixelValues: pixels });
+      await o.poolerOutput!.data();
+      disposeTowerOutputs(o);
+    });
+    results[`image${batch}`] = s;
+    if (profile) {
+      await kernelProfile(`${batch} image(s)`, () => {
+        const o = vision.vision!.predict({ pixelValues: pixels });
+        return [o.lastHiddenState, o.poolerOutput!];
+      });
+    }
+    pixels.dispose();
+  }
+  vision.dispose();
+
+  // Text tower
+  t0 = performance.now();
+  const text = SiglipModel.build(config, { weightInit: 'zeros', towers: 'text' });
+  fillRandom(text.text!.model);
+  const textBuild = (performance.now() - t0) / 1000;
+  console.log(
+    `text tower: build + random fill ${textBuild.toFixed(1)} s, peak RSS ${peakRssGiB().toFixed(2)} GiB`,
+  );
+  const vocab = tc.vocabSize;
+  const ids = tf.tensor2d(
+    Int32Array.from({ length: 8 * 64 }, (_, i) => (i * 7919) % vocab),
+    [8, 64],
+    'int32',
+  );
+  results.text8 = await time('8 texts x 64 tokens', async () => {
+    const o = text.text!.predict(ids);
+    await o.poolerOutput!.data();
+    disposeTowerOutputs(o);
+  });
+  if (profile) {
+    await kernelProfile('8 texts', () => {
+      const o = text.text!.predict(ids);
+      return [o.lastHiddenState, o.poolerOutput!];
+    });
+  }
+  ids.dispose();
+  text.dispose();
+
+  console.log('\nsummary');
+  console.log(`| workload | median s | items/s | GFLOP/s |`);
+  console.log(`|---|---|---|---|`);
+  const g = imageGflop;
+  console.log(
+    `| 1 image | ${results.image1.toFixed(2)} | ${(1 / results.image1).toFixed(2)} | ${(g / results.image1).toFixed(0)} |`,
+  );
+  console.log(
+    `| 4 images | ${results.image4.toFixed(2)} | ${(4 / results.image4).toFixed(2)} | ${((4 * g) / results.image4).toFixed(0)} |`,
+  );
+  console.log(
+    `| 8 texts x 64 | ${results.text8.toFixed(2)} | ${(8 / results.text8).toFixed(2)} | ${(textGflop8 / results.text8).toFixed(0)} |`,
+  );
+  console.log(
+    `build + fill: vision ${visionBuild.toFixed(1)} s, text ${textBuild.toFixed(1)} s; peak RSS ${peakRssGiB().toFixed(2)} GiB`,
+  );
+  console.log(
+    `load average at end: ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}`,
+  );
+}
+
+main().then(
+  () => process.exit(0),
+  (e: unknown) => {
+    console.error(e);
+    process.exit(1);
+  },
+);
