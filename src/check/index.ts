@@ -1,5 +1,6 @@
 // Importing this module registers every fixture kind `siglip2 check` knows.
 import './model_fixture.js';
+import './naflex_outputs.js';
 
 export * from './compare.js';
 export * from './fixture.js';
