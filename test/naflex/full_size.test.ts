@@ -25,6 +25,10 @@ describe('NaFlex full size: google/siglip2-so400m-patch16-naflex', function () {
   this.timeout(60000);
   const config = parseConfig(readJson<unknown>('config.json'));
   const shapes = readJson<StateDictShapes>('state_dict_shapes.json');
+  before(async () => {
+    await tf.setBackend('cpu');
+    await tf.ready();
+  });
 
   it('parses as a NaFlex config with the 16x16 position grid', () => {
     assert.equal(config.modelType, 'siglip2');
