@@ -1,6 +1,9 @@
 // siglip2-tfjs: SigLIP / SigLIP 2 on TensorFlow.js. Importing this module registers the layer library with
-// tf.serialization, so `tf.loadLayersModel` can read converted models.
+// tf.serialization, so `tf.loadLayersModel` can read converted models, and (in Node) lets `loadSiglip` and
+// `tf.loadLayersModel` read converted models from file:// URLs and paths.
 export * from './layers/index.js';
 export * from './model/index.js';
 export * from './io/safetensors.js';
 export * from './check/index.js';
+export * from './loader/index.js';
+export { fileSource, fileModelHandler, registerFileRouter } from './loader/node.js';

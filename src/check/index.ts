@@ -1,6 +1,20 @@
 // Importing this module registers every fixture kind `siglip2 check` knows.
+import { checkImagePreprocessingFixture, isImagePreprocessingFixture } from './image_fixture.js';
+import { registerFixtureKind } from './fixture.js';
 import './model_fixture.js';
 import './naflex_outputs.js';
+import { checkTokenizerFixture, isTokenizerFixture } from './tokenizer_fixture.js';
+
+registerFixtureKind({
+  name: 'tokenizer',
+  detect: (dir) => isTokenizerFixture(dir),
+  run: (dir) => checkTokenizerFixture(dir),
+});
+registerFixtureKind({
+  name: 'image_preprocessing',
+  detect: (dir) => isImagePreprocessingFixture(dir),
+  run: (dir) => checkImagePreprocessingFixture(dir),
+});
 
 export * from './compare.js';
 export * from './fixture.js';
@@ -9,3 +23,4 @@ export {
   registerExtraOutputs,
   type ExtraOutputProvider,
 } from './model_fixture.js';
+export { checkImagePreprocessingFixture, checkTokenizerFixture };

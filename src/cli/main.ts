@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { registerCheck } from './commands/check.js';
+import { registerConvert } from './commands/convert.js';
 
 const program = new Command();
 program
@@ -8,6 +9,7 @@ program
   .description('SigLIP / SigLIP 2 vision-language encoders on TensorFlow.js')
   .showHelpAfterError();
 registerCheck(program);
+registerConvert(program);
 
 program.parseAsync(process.argv).then(
   () => process.exit(process.exitCode ?? 0),

@@ -1,6 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import { basename } from 'node:path';
 import {
+  DTYPE_BYTES,
   type SafetensorsDtype,
   type TensorInfo,
   type TypedArray,
@@ -80,7 +81,21 @@ export class SafetensorsFile {
   /** The raw little-endian bytes of one tensor. */
   async readBytes(name: string): Promise<Uint8Array> {
     const info = this.info(name);
-    const length = info.end - info.begin;
+    return this.readByteRange(name, 0, info.end - info.begin);
+  }
+
+  /**
+   * Bytes `[start, end)` of one tensor's data (offsets relative to the tensor), for streaming a large tensor
+   * in pieces.
+   */
+  async readByteRange(name: string, start: number, end: number): Promise<Uint8Array> {
+    const info = this.info(name);
+    if (!(start >= 0 && end >= start && end <= info.end - info.begin)) {
+      throw new Error(
+        `${this.path}: byte range [${start}, ${end}) is outside tensor '${name}' (${info.end - info.begin} bytes)`,
+      );
+    }
+    const length = end - start;
     const bytes = new Uint8Array(length);
     let done = 0;
     while (done < length) {
@@ -89,7 +104,7 @@ export class SafetensorsFile {
         bytes,
         done,
         chunk,
-        this.dataStart + info.begin + done,
+        this.dataStart + info.begin + start + done,
       );
       if (bytesRead === 0) {
         throw new Error(`${this.path}: tensor '${name}' is truncated (file ended early)`);
@@ -109,6 +124,14 @@ export class SafetensorsFile {
       shape: info.shape,
       data: decodeTensorBytes(bytes, info.dtype, `${this.path}: tensor '${name}'`),
     };
+  }
+
+  /** Reads elements `[first, first + count)` of a tensor (row-major), converted as `read` does. */
+  async readElements(name: string, first: number, count: number): Promise<LoadedTensor['data']> {
+    const info = this.info(name);
+    const size = DTYPE_BYTES[info.dtype];
+    const bytes = await this.readByteRange(name, first * size, (first + count) * size);
+    return decodeTensorBytes(bytes, info.dtype, `${this.path}: tensor '${name}'`);
   }
 
   async close(): Promise<void> {

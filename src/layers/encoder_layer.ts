@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { SiglipLayer, type Shape, type SiglipLayerArgs, firstShape, splitInputs } from './base.js';
 import { SiglipAttention } from './attention.js';
-import { type HiddenAct } from './kernels/activations.js';
+import { type HiddenAct, parseHiddenAct } from './kernels/activations.js';
 import { LayerNorm } from './layer_norm.js';
 import { SiglipMLP } from './mlp.js';
 
@@ -54,7 +54,7 @@ export class SiglipEncoderLayer extends SiglipLayer {
     this.numHeads = args.numHeads;
     this.intermediateSize = args.intermediateSize;
     this.layerNormEps = args.layerNormEps ?? 1e-6;
-    this.hiddenAct = args.hiddenAct ?? 'gelu_pytorch_tanh';
+    this.hiddenAct = parseHiddenAct(args.hiddenAct ?? 'gelu_pytorch_tanh');
     const weightInit = args.weightInit;
     this.layerNorm1 = this.sublayer(
       new LayerNorm({ name: 'layer_norm1', epsilon: this.layerNormEps, weightInit }),

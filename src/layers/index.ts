@@ -26,6 +26,7 @@ export { layerNorm } from './kernels/layer_norm.js';
 export {
   activation,
   geluTanh,
+  parseHiddenAct,
   type HiddenAct,
   SUPPORTED_ACTIVATIONS,
 } from './kernels/activations.js';

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { SiglipLayer, type Shape, type SiglipLayerArgs, firstShape } from './base.js';
-import { type HiddenAct } from './kernels/activations.js';
+import { type HiddenAct, parseHiddenAct } from './kernels/activations.js';
 import { mlp } from './kernels/mlp.js';
 import { Linear } from './linear.js';
 
@@ -23,7 +23,7 @@ export class SiglipMLP extends SiglipLayer {
     super(args);
     this.hiddenSize = args.hiddenSize;
     this.intermediateSize = args.intermediateSize;
-    this.hiddenAct = args.hiddenAct ?? 'gelu_pytorch_tanh';
+    this.hiddenAct = parseHiddenAct(args.hiddenAct ?? 'gelu_pytorch_tanh');
     this.fc1 = this.sublayer(
       new Linear({ name: 'fc1', units: args.intermediateSize, weightInit: args.weightInit }),
     );

@@ -89,6 +89,13 @@ export class CheckpointReader {
     return file.read(name);
   }
 
+  /** Elements `[first, first + count)` of a tensor (row-major), for streaming a large tensor in pieces. */
+  async readElements(name: string, first: number, count: number): Promise<LoadedTensor['data']> {
+    const file = this.byName.get(name);
+    if (!file) throw new Error(`${this.dir}: the checkpoint has no tensor '${name}'`);
+    return file.readElements(name, first, count);
+  }
+
   async close(): Promise<void> {
     await Promise.all(this.files.map((f) => f.close()));
   }

@@ -88,11 +88,11 @@ export class SiglipModel {
     const image = out.vision?.poolerOutput;
     const text = out.text?.poolerOutput;
     if (this.scores && image && text) {
-      // execute, not predict: the two inputs have different batch sizes.
-      const [ie, te, lpi, lpt] = this.scores.execute(
-        [image, text],
-        this.scores.outputs.map((o) => o.name),
-      ) as tf.Tensor2D[];
+      // apply, not predict: the two inputs have different batch sizes. tidy drops the intermediates.
+      const scores = this.scores;
+      const [ie, te, lpi, lpt] = tf.tidy(
+        () => scores.apply([image, text], { training: false }) as tf.Tensor2D[],
+      );
       Object.assign(out, {
         imageEmbeds: ie,
         textEmbeds: te,

@@ -21,7 +21,7 @@ export interface TextPredictOptions {
  * pooler_output]` with layers `embeddings`, `encoder`, `final_layer_norm`, `head`.
  */
 export class SiglipTextModel {
-  private readonly variants = new Map<string, tf.LayersModel>();
+  private hiddenModel?: tf.LayersModel;
 
   constructor(
     readonly config: SiglipTextConfig,
@@ -67,21 +67,44 @@ export class SiglipTextModel {
 
   predict(inputIds: tf.Tensor, opts: TextPredictOptions = {}): TowerOutputs {
     this.checkIds(inputIds);
-    const feeds = [inputIds];
-    if (opts.attentionMask) {
-      const m = opts.attentionMask;
-      if (m.rank !== 2 || m.shape[0] !== inputIds.shape[0] || m.shape[1] !== inputIds.shape[1]) {
-        throw new Error(
-          `attentionMask must have the shape of inputIds [${inputIds.shape.join(', ')}], got [${m.shape.join(', ')}]`,
-        );
-      }
-      feeds.push(m.dtype === 'float32' ? m : m.toFloat());
-    }
     const hidden = opts.outputHiddenStates ?? false;
-    const model = this.variant(Boolean(opts.attentionMask), hidden);
-    const outputs = model.predict(feeds, { batchSize: inputIds.shape[0] }) as tf.Tensor[];
-    if (feeds[1] && feeds[1] !== opts.attentionMask) feeds[1].dispose();
+    if (opts.attentionMask) return this.predictWithMask(inputIds, opts.attentionMask, hidden);
+    const model = hidden ? this.withHiddenStates() : this.model;
+    const outputs = model.predict(inputIds, { batchSize: inputIds.shape[0] }) as tf.Tensor[];
     return towerOutputs(outputs, true, hidden);
+  }
+
+  /**
+   * `text_model(input_ids, attention_mask)`: the same layers called directly with the key mask (re-applying
+   * them symbolically would add graph nodes and change how the LayersModel disposes its weights).
+   */
+  private predictWithMask(inputIds: tf.Tensor, mask: tf.Tensor, hidden: boolean): TowerOutputs {
+    if (
+      mask.rank !== 2 ||
+      mask.shape[0] !== inputIds.shape[0] ||
+      mask.shape[1] !== inputIds.shape[1]
+    ) {
+      throw new Error(
+        `attentionMask must have the shape of inputIds [${inputIds.shape.join(', ')}], got [${mask.shape.join(', ')}]`,
+      );
+    }
+    const m = this.model;
+    const states = tf.tidy(() => {
+      const keyMask = mask.toFloat();
+      const embedded = m.getLayer('embeddings').call(inputIds, {}) as tf.Tensor;
+      const layers = m.getLayer('encoder').call([embedded, keyMask], {}) as tf.Tensor[];
+      return [embedded, ...layers];
+    });
+    const [last, pooled] = tf.tidy(() => {
+      const l = m.getLayer('final_layer_norm').call(states[states.length - 1], {}) as tf.Tensor;
+      return [l, m.getLayer('head').call(l, {}) as tf.Tensor];
+    });
+    if (!hidden) tf.dispose(states);
+    return {
+      lastHiddenState: last,
+      poolerOutput: pooled,
+      ...(hidden ? { hiddenStates: states } : {}),
+    };
   }
 
   /** Validates token ids: int32 `[B, L]`, L <= max positions, every id in the vocabulary. */
@@ -107,30 +130,17 @@ export class SiglipTextModel {
     }
   }
 
-  /** The LayersModel for a combination of optional inputs and outputs, derived from the same layers. */
-  private variant(withMask: boolean, withHidden: boolean): tf.LayersModel {
-    if (!withMask && !withHidden) return this.model;
-    const key = `${withMask}-${withHidden}`;
-    let m = this.variants.get(key);
-    if (!m) {
-      const base = this.model;
-      const embedded = base.getLayer('embeddings').output as tf.SymbolicTensor;
-      let states = base.getLayer('encoder').output as tf.SymbolicTensor[];
-      let outputs = base.outputs;
-      const inputs = [...base.inputs];
-      if (withMask) {
-        const mask = tf.input({ shape: [null], name: 'attention_mask' });
-        inputs.push(mask);
-        states = base.getLayer('encoder').apply([embedded, mask]) as tf.SymbolicTensor[];
-        const last = base
-          .getLayer('final_layer_norm')
-          .apply(states[states.length - 1]) as tf.SymbolicTensor;
-        outputs = [last, base.getLayer('head').apply(last) as tf.SymbolicTensor];
-      }
-      m = tf.model({ inputs, outputs: withHidden ? [...outputs, embedded, ...states] : outputs });
-      this.variants.set(key, m);
+  /** The same graph with the embeddings output and every encoder layer's output added as outputs. */
+  private withHiddenStates(): tf.LayersModel {
+    if (!this.hiddenModel) {
+      const embedded = this.model.getLayer('embeddings').output as tf.SymbolicTensor;
+      const states = this.model.getLayer('encoder').output as tf.SymbolicTensor[];
+      this.hiddenModel = tf.model({
+        inputs: this.model.inputs,
+        outputs: [...this.model.outputs, embedded, ...states],
+      });
     }
-    return m;
+    return this.hiddenModel;
   }
 
   dispose(): void {

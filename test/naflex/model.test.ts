@@ -198,8 +198,6 @@ describe('NaFlex model: serialization and bad input', () => {
   });
 
   it('a model of the embeddings layer survives toJSON / modelFromJSON with the same outputs', async () => {
-    // (The whole tower's round trip is blocked by the shared layer library: TF.js rewrites the string value
-    // 'gelu_pytorch_tanh' to 'geluPytorchTanh' on load, which activation() does not know.)
     const layer = vision.model.getLayer('embeddings') as Siglip2VisionEmbeddings;
     const pixels = tf.input({ shape: [null, 12], name: 'pixel_values' });
     const shapesIn = tf.input({ shape: [2], dtype: 'int32', name: 'spatial_shapes' });
@@ -234,6 +232,32 @@ describe('NaFlex model: serialization and bad input', () => {
     tf.dispose([a, b, ...Object.values(inputs)]);
     small.dispose();
     rebuilt.dispose();
+  });
+
+  it('the whole tower survives toJSON / modelFromJSON with the same outputs', async () => {
+    const json = vision.model.toJSON(undefined, false) as tf.io.ModelJSON['modelTopology'];
+    const rebuilt = await tf.models.modelFromJSON({ modelTopology: json });
+    rebuilt.setWeights(vision.model.getWeights());
+    const copy = new SiglipVisionModel(vc, rebuilt);
+    const inputs = feeds(
+      [
+        [1, 3],
+        [2, 2],
+        [3, 1],
+      ],
+      5,
+    );
+    const a = vision.predict(inputs);
+    const b = copy.predict(inputs);
+    assert.equal(maxAbs(a.lastHiddenState.dataSync(), b.lastHiddenState.dataSync()), 0);
+    assert.equal(
+      maxAbs((a.poolerOutput as tf.Tensor).dataSync(), (b.poolerOutput as tf.Tensor).dataSync()),
+      0,
+    );
+    disposeTowerOutputs(a);
+    disposeTowerOutputs(b);
+    tf.dispose(Object.values(inputs));
+    copy.dispose();
   });
 
   it('accepts float spatial shapes with integer values and a bool mask', () => {

@@ -14,6 +14,18 @@ export function isHiddenAct(name: string): name is HiddenAct {
   return (SUPPORTED_ACTIVATIONS as readonly string[]).includes(name);
 }
 
+/**
+ * An activation name as a layer config may hold it. tf.serialization camel-cases every string value when a
+ * saved model is loaded (`gelu_pytorch_tanh` comes back as `geluPytorchTanh`), so both spellings are accepted.
+ */
+export function parseHiddenAct(name: string): HiddenAct {
+  const snake = name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+  if (isHiddenAct(snake)) return snake;
+  throw new Error(
+    `unsupported activation '${name}' (supported: ${SUPPORTED_ACTIVATIONS.join(', ')})`,
+  );
+}
+
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 
 /** GELU, tanh approximation: `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))` (PyTorch `approximate="tanh"`). */

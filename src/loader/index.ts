@@ -1,0 +1,5 @@
+// The converted-model loader (browser-safe; Node file access is in ./node.js).
+export * from './manifest.js';
+export * from './source.js';
+export * from './tower.js';
+export * from './load.js';

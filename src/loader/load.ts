@@ -1,0 +1,193 @@
+// loadSiglip: converted artifacts -> SiglipModel with the processor configuration attached. Browser-safe.
+import * as tf from '@tensorflow/tfjs';
+import { parseConfig, type SiglipConfig } from '../model/config.js';
+import { SiglipModel, type TowerChoice } from '../model/siglip_model.js';
+import { SiglipTextModel } from '../model/text_model.js';
+import { SiglipVisionModel } from '../model/vision_model.js';
+import {
+  type ArtifactTower,
+  MANIFEST_FILE,
+  parseManifest,
+  type SiglipArtifactsManifest,
+  type TowerMetadata,
+} from './manifest.js';
+import { type ArtifactSource, type HttpSourceOptions, readJson, sourceFor } from './source.js';
+import { loadTowerModel } from './tower.js';
+
+export interface LoadSiglipProgress {
+  /** Weight bytes loaded so far and in all (of the towers asked for). */
+  loadedBytes: number;
+  totalBytes: number;
+  /** loadedBytes / totalBytes. */
+  fraction: number;
+  tower: ArtifactTower;
+}
+
+export interface LoadSiglipOptions extends HttpSourceOptions {
+  /** `both` (default: vision, text and the scoring head), `vision` or `text`: only that tower is downloaded. */
+  towers?: TowerChoice;
+  onProgress?: (p: LoadSiglipProgress) => void;
+  /** Shard files fetched ahead (default 4). */
+  concurrency?: number;
+}
+
+/** What a text/image processor needs, from the files the converter copied beside the model. */
+export interface ProcessorInfo {
+  /** Parsed `preprocessor_config.json` (image size, resample, mean/std…), when the model has one. */
+  preprocessorConfig?: Record<string, unknown>;
+  /** Parsed `tokenizer_config.json`, when present. */
+  tokenizerConfig?: Record<string, unknown>;
+  /** Every copied file (tokenizer.json, tokenizer.model…) by name, as a URL or path to fetch on demand. */
+  files: Record<string, string>;
+}
+
+/** A SiglipModel loaded from converted artifacts, with its manifest and processor configuration. */
+export class LoadedSiglipModel extends SiglipModel {
+  constructor(
+    config: SiglipConfig,
+    vision: SiglipVisionModel | undefined,
+    text: SiglipTextModel | undefined,
+    scores: tf.LayersModel | undefined,
+    readonly processor: ProcessorInfo,
+    /** `siglip.json` (absent when loaded from IndexedDB). */
+    readonly manifest?: SiglipArtifactsManifest,
+  ) {
+    super(config, vision, text, scores);
+  }
+}
+
+function wantedTowers(
+  choice: TowerChoice,
+  available: Partial<Record<ArtifactTower, unknown>>,
+): ArtifactTower[] {
+  const out: ArtifactTower[] = [];
+  if (choice !== 'text' && available.vision) out.push('vision');
+  if (choice !== 'vision' && available.text) out.push('text');
+  if (choice === 'both' && available.scores && out.length === 2) out.push('scores');
+  return out;
+}
+
+function wrap(
+  config: SiglipConfig,
+  models: Partial<Record<ArtifactTower, tf.LayersModel>>,
+  processor: ProcessorInfo,
+  manifest?: SiglipArtifactsManifest,
+): LoadedSiglipModel {
+  const vision =
+    models.vision && config.visionConfig
+      ? new SiglipVisionModel(config.visionConfig, models.vision)
+      : undefined;
+  const text =
+    models.text && config.textConfig
+      ? new SiglipTextModel(config.textConfig, models.text)
+      : undefined;
+  return new LoadedSiglipModel(config, vision, text, models.scores, processor, manifest);
+}
+
+/**
+ * Loads a model written by `siglip2 convert`.
+ *
+ * `location`: the folder (or its `siglip.json`) as an `http(s)://` URL (browser and Node), a `file://` URL or a
+ * plain path (Node), or `indexeddb://<name>` (browser: towers saved with
+ * `model.vision.model.save('indexeddb://<name>/vision')` etc.). Only the requested towers are fetched, shard by
+ * shard, so no buffer holds a whole tower's weights.
+ */
+export async function loadSiglip(
+  location: string,
+  opts: LoadSiglipOptions = {},
+): Promise<LoadedSiglipModel> {
+  if (location.startsWith('indexeddb://')) return loadFromIndexedDb(location, opts);
+  const source = sourceFor(location, opts);
+  const manifest = parseManifest(
+    await readJson(source, MANIFEST_FILE),
+    source.locate(MANIFEST_FILE),
+  );
+  const config = parseConfig(manifest.config, source.locate(MANIFEST_FILE));
+  const towers = wantedTowers(opts.towers ?? 'both', manifest.towers);
+  if (!towers.length) {
+    throw new Error(
+      `${source.locate(MANIFEST_FILE)}: the converted model has no ${opts.towers ?? 'both'} tower`,
+    );
+  }
+  const totalBytes = towers.reduce((s, t) => s + (manifest.towers[t]?.weightBytes ?? 0), 0);
+  let before = 0;
+  const models: Partial<Record<ArtifactTower, tf.LayersModel>> = {};
+  try {
+    for (const tower of towers) {
+      const info = manifest.towers[tower]!;
+      const { model } = await loadTowerModel(source, info.modelJson, {
+        shardBytes: manifest.shardBytes,
+        concurrency: opts.concurrency,
+        onBytes: (loaded) =>
+          opts.onProgress?.({
+            loadedBytes: before + loaded,
+            totalBytes,
+            fraction: totalBytes ? (before + loaded) / totalBytes : 1,
+            tower,
+          }),
+      });
+      models[tower] = model;
+      before += info.weightBytes;
+    }
+    const processor = await processorInfo(source, manifest);
+    return wrap(config, models, processor, manifest);
+  } catch (e) {
+    for (const m of Object.values(models)) m.dispose();
+    throw e;
+  }
+}
+
+async function processorInfo(
+  source: ArtifactSource,
+  manifest: SiglipArtifactsManifest,
+): Promise<ProcessorInfo> {
+  const files: Record<string, string> = {};
+  for (const f of manifest.files) files[f] = source.locate(f);
+  const info: ProcessorInfo = { files };
+  if (manifest.files.includes('preprocessor_config.json')) {
+    info.preprocessorConfig = (await readJson(source, 'preprocessor_config.json')) as Record<
+      string,
+      unknown
+    >;
+  }
+  if (manifest.files.includes('tokenizer_config.json')) {
+    info.tokenizerConfig = (await readJson(source, 'tokenizer_config.json')) as Record<
+      string,
+      unknown
+    >;
+  }
+  return info;
+}
+
+async function loadFromIndexedDb(
+  location: string,
+  opts: LoadSiglipOptions,
+): Promise<LoadedSiglipModel> {
+  const base = location.replace(/\/+$/, '');
+  const choice = opts.towers ?? 'both';
+  const names: ArtifactTower[] =
+    choice === 'both' ? ['vision', 'text', 'scores'] : [choice as ArtifactTower];
+  const models: Partial<Record<ArtifactTower, tf.LayersModel>> = {};
+  let config: SiglipConfig | undefined;
+  try {
+    const stored = await tf.io.listModels();
+    for (const tower of names) {
+      const url = `${base}/${tower}`;
+      if (!(url in stored)) {
+        if (tower === 'scores') continue;
+        throw new Error(`${url}: no such model in IndexedDB`);
+      }
+      const model = await tf.loadLayersModel(url);
+      models[tower] = model;
+      const meta = model.getUserDefinedMetadata() as TowerMetadata | undefined;
+      if (!meta?.siglip2?.config) {
+        throw new Error(`${url}: the stored model has no siglip2 metadata (config)`);
+      }
+      config ??= parseConfig(meta.siglip2.config, url);
+    }
+    return wrap(config!, models, { files: {} });
+  } catch (e) {
+    for (const m of Object.values(models)) m.dispose();
+    throw e;
+  }
+}
