@@ -1,12 +1,13 @@
 // Benchmark: the so400m NaFlex vision tower (google/siglip2-so400m-patch16-naflex shapes, random weights) on the
 // TF.js wasm backend, batch 1, at max_num_patches 256 (16x16 grid) and 1024 (32x32 grid).
-// Usage: npm run build && npm run bench:naflex -- [--runs 2] [--patches 256,1024] [--backend wasm]
+// Usage: npm run build && npm run bench:naflex -- [--runs 2] [--patches 256,1024] [--backend wasm] [--threads n]
+// (wasm threads default to all logical cores, through useBackend).
 import * as tf from '@tensorflow/tfjs';
-import '@tensorflow/tfjs-backend-wasm';
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { type BackendName, useBackend } from '../src/backends/index.js';
 import { SiglipVisionModel, disposeTowerOutputs, parseConfig } from '../src/index.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -55,8 +56,8 @@ async function main(): Promise<void> {
   const runs = Number(arg('runs', '2'));
   const budgets = arg('patches', '256,1024').split(',').map(Number);
   tf.enableProdMode();
-  if (!(await tf.setBackend(backend))) throw new Error(`backend ${backend} failed to start`);
-  await tf.ready();
+  const threads = process.argv.includes('--threads') ? Number(arg('threads', '1')) : undefined;
+  const report = await useBackend(backend as BackendName, { threads });
 
   const config = parseConfig(so400mNaflexConfig());
   const vc = config.visionConfig;
@@ -67,7 +68,7 @@ async function main(): Promise<void> {
   const params = vision.model.countParams();
   console.log(
     `so400m NaFlex vision tower: ${(params / 1e6).toFixed(1)}M parameters (random), built in ${buildS.toFixed(1)} s; ` +
-      `backend ${tf.getBackend()}, ${cpus().length} CPUs, Node ${process.version}`,
+      `${report.reason}, ${cpus().length} CPUs, Node ${process.version}`,
   );
 
   const patchDim = vc.numChannels * vc.patchSize * vc.patchSize;
