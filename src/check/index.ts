@@ -2,6 +2,7 @@
 import { checkImagePreprocessingFixture, isImagePreprocessingFixture } from './image_fixture.js';
 import { registerFixtureKind } from './fixture.js';
 import './model_fixture.js';
+import './naflex_outputs.js';
 import { checkTokenizerFixture, isTokenizerFixture } from './tokenizer_fixture.js';
 
 registerFixtureKind({

@@ -8,6 +8,11 @@ export { SiglipMLP, type MlpArgs } from './mlp.js';
 export { SiglipEncoderLayer, type EncoderLayerArgs } from './encoder_layer.js';
 export { SiglipEncoder, type EncoderArgs } from './encoder.js';
 export { SiglipVisionEmbeddings, type VisionEmbeddingsArgs } from './vision_embeddings.js';
+export {
+  Siglip2VisionEmbeddings,
+  type Siglip2VisionEmbeddingsArgs,
+  positionResizeMatrix,
+} from './siglip2_vision_embeddings.js';
 export { SiglipTextEmbeddings, type TextEmbeddingsArgs } from './text_embeddings.js';
 export { SiglipMultiheadAttentionPoolingHead, type PoolingHeadArgs } from './pooling_head.js';
 export { SiglipTextHead, type TextHeadArgs } from './text_head.js';
@@ -16,6 +21,7 @@ export { L2Normalize } from './l2_normalize.js';
 export { scaledDotProductAttention, MASKED_SCORE } from './kernels/attention.js';
 export { mlp, type MlpWeights } from './kernels/mlp.js';
 export { linear } from './kernels/linear.js';
+export { antialiasBilinearWeights, antialiasBilinearMatrix } from './kernels/antialias_resize.js';
 export { layerNorm } from './kernels/layer_norm.js';
 export {
   activation,

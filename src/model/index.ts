@@ -4,6 +4,7 @@ export * from './checkpoint.js';
 export * from './load_hf.js';
 export * from './siglip_model.js';
 export * from './vision_model.js';
+export * from './naflex_vision_model.js';
 export * from './text_model.js';
 export * from './scores_model.js';
 export * from './tower_outputs.js';

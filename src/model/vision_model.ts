@@ -46,9 +46,15 @@ export class SiglipVisionModel {
   predict(inputs: VisionInputs, opts: { outputHiddenStates?: boolean } = {}): TowerOutputs {
     const feeds = this.feeds(inputs);
     const model = opts.outputHiddenStates ? this.withHiddenStates() : this.model;
-    const outputs = model.predict(feeds, { batchSize: feeds[0].shape[0] }) as
-      tf.Tensor | tf.Tensor[];
-    return towerOutputs(outputs, this.config.visionUseHead, opts.outputHiddenStates ?? false);
+    try {
+      const outputs = model.predict(feeds, { batchSize: feeds[0].shape[0] }) as
+        tf.Tensor | tf.Tensor[];
+      return towerOutputs(outputs, this.config.visionUseHead, opts.outputHiddenStates ?? false);
+    } finally {
+      // feeds() may convert inputs (e.g. a NaFlex mask to float32): free the copies, never the caller's tensors.
+      const given = new Set<tf.Tensor | undefined>(Object.values(inputs) as tf.Tensor[]);
+      tf.dispose(feeds.filter((t) => !given.has(t)));
+    }
   }
 
   /** Checks the inputs and orders them as the LayersModel expects. */
