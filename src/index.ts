@@ -4,3 +4,5 @@ export * from './layers/index.js';
 export * from './model/index.js';
 export * from './io/safetensors.js';
 export * from './check/index.js';
+export * from './train/index.js';
+export * from './io/safetensors_writer.js';
