@@ -40,7 +40,8 @@ async function main(): Promise<void> {
   const buildS = (performance.now() - tb) / 1000;
   const v = config.visionConfig;
   const t = config.textConfig;
-  if (!v || !t || v.modelType !== 'siglip_vision_model') throw new Error('a fixed-resolution SigLIP config is needed');
+  if (!v || !t || v.modelType !== 'siglip_vision_model')
+    throw new Error('a fixed-resolution SigLIP config is needed');
   const pixelValues = tf.randomUniform([batch, 3, v.imageSize, v.imageSize], -1, 1);
   const inputIds = tf.randomUniform([batch, t.maxPositionEmbeddings], 0, t.vocabSize, 'int32');
   const b: PairBatch = { pixelValues, inputIds };
@@ -52,14 +53,19 @@ async function main(): Promise<void> {
   let lora: LoraAdapters | undefined;
   let trainer: Trainer;
   if (mode === 'vision-lora' || mode === 'text-lora') {
-    lora = LoraAdapters.attach(model, { rank: 16, towers: [towers as 'vision' | 'text'], scope: 'all' });
+    lora = LoraAdapters.attach(model, {
+      rank: 16,
+      towers: [towers as 'vision' | 'text'],
+      scope: 'all',
+    });
     trainer = new Trainer(model, {
       params: lora.params,
       lossFn: (m, x) =>
         tf.tidy(() => {
-          const out = towers === 'vision'
-            ? (m.vision?.model.apply(x.pixelValues, { training: true }) as tf.Tensor[])
-            : (m.text?.model.apply(x.inputIds, { training: true }) as tf.Tensor[]);
+          const out =
+            towers === 'vision'
+              ? (m.vision?.model.apply(x.pixelValues, { training: true }) as tf.Tensor[])
+              : (m.text?.model.apply(x.inputIds, { training: true }) as tf.Tensor[]);
           return fixedLogitsLoss(out[1], other);
         }),
     });
@@ -67,14 +73,22 @@ async function main(): Promise<void> {
     trainer = new Trainer(model, {
       params: trainableParams(model),
       lossFn: (m, x) =>
-        tf.tidy(() => fixedLogitsLoss((m.vision?.model.apply(x.pixelValues, { training: true }) as tf.Tensor[])[1], other)),
+        tf.tidy(() =>
+          fixedLogitsLoss(
+            (m.vision?.model.apply(x.pixelValues, { training: true }) as tf.Tensor[])[1],
+            other,
+          ),
+        ),
     });
   } else {
     trainer = new Trainer(model, {
       freeze: mode === 'full-frozen-tokens' ? { match: /^text:embeddings\/token_embedding/ } : {},
     });
   }
-  const trainable = trainer.params.reduce((n, p) => n + (p.variable.shape as number[]).reduce((a, c) => a * c, 1), 0);
+  const trainable = trainer.params.reduce(
+    (n, p) => n + (p.variable.shape as number[]).reduce((a, c) => a * c, 1),
+    0,
+  );
   const times: number[] = [];
   for (let i = 0; i < 2; i++) {
     const t0 = performance.now();

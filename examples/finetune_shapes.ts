@@ -73,7 +73,10 @@ export function tokenize(c: ShapeCaption): number[] {
 }
 
 /** `copies` passes over all 24 captions, each pass in caption order (so a batch of 24 has distinct captions). */
-export function makePairs(copies: number, seed: number): { pixelValues: tf.Tensor4D; inputIds: tf.Tensor2D } {
+export function makePairs(
+  copies: number,
+  seed: number,
+): { pixelValues: tf.Tensor4D; inputIds: tf.Tensor2D } {
   const rand = seededRandom(seed);
   const caps = allCaptions();
   const images: Float32Array[] = [];
@@ -126,7 +129,9 @@ async function main(): Promise<void> {
   await tf.ready();
   tf.enableProdMode();
   tf.randomNormal([1], 0, 1, 'float32', 7).dispose();
-  const model = SiglipModel.build(parseConfig(TINY_CONFIG, 'TINY_CONFIG'), { weightInit: 'random' });
+  const model = SiglipModel.build(parseConfig(TINY_CONFIG, 'TINY_CONFIG'), {
+    weightInit: 'random',
+  });
   const train = makePairs(8, 1);
   const test = makePairs(1, 2);
   const batchSize = 24;
@@ -144,7 +149,9 @@ async function main(): Promise<void> {
     `held-out loss ${r.loss.toFixed(3)}  recall@1 i->t ${r.recall.imageToText[1].toFixed(2)} ` +
     `t->i ${r.recall.textToImage[1].toFixed(2)}  recall@5 i->t ${r.recall.imageToText[5].toFixed(2)} ` +
     `t->i ${r.recall.textToImage[5].toFixed(2)}`;
-  console.log(`backend ${backend}, ${train.pixelValues.shape[0]} training pairs, ${test.pixelValues.shape[0]} held out`);
+  console.log(
+    `backend ${backend}, ${train.pixelValues.shape[0]} training pairs, ${test.pixelValues.shape[0]} held out`,
+  );
   console.log(`epoch  0  train loss   -    ${fmt(before)}`);
   let epochLoss: number[] = [];
   const history = await trainer.fit(train, {
