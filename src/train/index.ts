@@ -13,3 +13,4 @@ export * from './lora.js';
 export * from './export_hf.js';
 export * from './checkpoint.js';
 export { registerWasmTrainingKernels } from './wasm_kernels.js';
+export * from './probe.js';
