@@ -15,6 +15,7 @@ registerFixtureKind({
   detect: (dir) => isImagePreprocessingFixture(dir),
   run: (dir) => checkImagePreprocessingFixture(dir),
 });
+import './loss_grad_fixture.js';
 
 export * from './compare.js';
 export * from './fixture.js';
@@ -24,3 +25,11 @@ export {
   type ExtraOutputProvider,
 } from './model_fixture.js';
 export { checkImagePreprocessingFixture, checkTokenizerFixture };
+export {
+  checkLossGradFixture,
+  compareGradient,
+  gradTolerance,
+  zeroParts,
+  zeroAtol,
+  type ZeroPart,
+} from './loss_grad_fixture.js';

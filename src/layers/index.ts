@@ -1,7 +1,7 @@
 // The SigLIP layer library. Importing this module registers every layer with tf.serialization, so
 // `tf.loadLayersModel` can rebuild saved models.
 export { SiglipLayer, type SiglipLayerArgs, type WeightInit, type Shape } from './base.js';
-export { Linear, type LinearArgs } from './linear.js';
+export { Linear, type LinearArgs, type LinearAdapter } from './linear.js';
 export { LayerNorm, type LayerNormArgs } from './layer_norm.js';
 export { SiglipAttention, type AttentionArgs } from './attention.js';
 export { SiglipMLP, type MlpArgs } from './mlp.js';

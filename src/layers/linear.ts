@@ -2,6 +2,13 @@ import * as tf from '@tensorflow/tfjs';
 import { SiglipLayer, type Shape, type SiglipLayerArgs, checkLastDim, firstShape } from './base.js';
 import { linear } from './kernels/linear.js';
 
+/** A LoRA adapter on a Linear layer: `y += (x A) B * scale`. */
+export interface LinearAdapter {
+  a: tf.LayerVariable;
+  b: tf.LayerVariable;
+  scale: number;
+}
+
 export interface LinearArgs extends SiglipLayerArgs {
   units: number;
   useBias?: boolean;
@@ -14,6 +21,11 @@ export class Linear extends SiglipLayer {
   readonly useBias: boolean;
   kernel!: tf.LayerVariable;
   bias?: tf.LayerVariable;
+  /**
+   * Optional low-rank adapter (LoRA, see src/train/lora.ts): when set, `call` adds `(x A) B * scale` to the
+   * output. A is `[in, rank]`, B is `[rank, out]`. Not saved with the layer; merge it into the kernel to keep it.
+   */
+  lora?: LinearAdapter;
 
   constructor(args: LinearArgs) {
     super(args);
@@ -33,11 +45,17 @@ export class Linear extends SiglipLayer {
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
     const x = Array.isArray(inputs) ? inputs[0] : inputs;
     checkLastDim(this.name, x.shape, this.kernel.shape[0] as number);
-    return linear(
+    const y = linear(
       x,
       this.kernel.read() as tf.Tensor2D,
       this.bias?.read() as tf.Tensor1D | undefined,
     );
+    const lora = this.lora;
+    if (!lora) return y;
+    return tf.tidy(() => {
+      const low = linear(linear(x, lora.a.read() as tf.Tensor2D), lora.b.read() as tf.Tensor2D);
+      return y.add(low.mul(lora.scale));
+    });
   }
 
   override computeOutputShape(inputShape: Shape | Shape[]): Shape {

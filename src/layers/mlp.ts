@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { SiglipLayer, type Shape, type SiglipLayerArgs, firstShape } from './base.js';
-import { type HiddenAct, parseHiddenAct } from './kernels/activations.js';
+import { type HiddenAct, activation, parseHiddenAct } from './kernels/activations.js';
 import { mlp } from './kernels/mlp.js';
 import { Linear } from './linear.js';
 
@@ -41,6 +41,10 @@ export class SiglipMLP extends SiglipLayer {
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
     const x = Array.isArray(inputs) ? inputs[0] : inputs;
+    if (this.fc1.lora || this.fc2.lora) {
+      // LoRA adapters live in Linear.call, so go through the sublayers.
+      return tf.tidy(() => this.fc2.call(activation(this.hiddenAct, this.fc1.call(x))));
+    }
     return mlp(
       x,
       {

@@ -1,0 +1,116 @@
+// Times one training step (forward + backward + AdamW update) at batch 8 on the wasm backend, random weights,
+// and reports the peak resident memory (maxRSS, which includes the wasm heap).
+//
+//   node dist/bench/train.js <config-folder> <mode> [--batch 8] [--backend wasm]
+// modes: full        both towers, every weight trained (AdamW state for all)
+//        full-frozen-tokens   both towers, token embedding frozen
+//        vision-lora  vision tower only (text embeddings fixed random), LoRA rank 16 on all projections
+//        text-lora    text tower only (image embeddings fixed random), LoRA rank 16, token table frozen
+//        vision       vision tower only, every vision weight trained
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import { readConfig } from '../src/model/load_hf.js';
+import { SiglipModel } from '../src/model/siglip_model.js';
+import { sigmoidLoss } from '../src/train/loss.js';
+import { LoraAdapters } from '../src/train/lora.js';
+import { trainableParams } from '../src/train/freeze.js';
+import { Trainer } from '../src/train/trainer.js';
+import type { PairBatch } from '../src/train/forward.js';
+
+function fixedLogitsLoss(embeds: tf.Tensor, other: tf.Tensor): tf.Scalar {
+  const a = embeds.div(tf.norm(embeds, 'euclidean', -1, true));
+  return sigmoidLoss(tf.matMul(other, a, false, true).mul(10).sub(10));
+}
+
+async function main(): Promise<void> {
+  const [dir, mode = 'full'] = process.argv.slice(2);
+  const arg = (n: string, d: string) => {
+    const i = process.argv.indexOf(n);
+    return i >= 0 ? process.argv[i + 1] : d;
+  };
+  const batch = Number(arg('--batch', '8'));
+  const backend = arg('--backend', 'wasm');
+  await tf.setBackend(backend);
+  await tf.ready();
+  tf.enableProdMode();
+  const config = await readConfig(dir);
+  const towers = mode.startsWith('vision') ? 'vision' : mode.startsWith('text') ? 'text' : 'both';
+  const tb = performance.now();
+  const model = SiglipModel.build(config, { weightInit: 'random', towers });
+  const buildS = (performance.now() - tb) / 1000;
+  const v = config.visionConfig;
+  const t = config.textConfig;
+  if (!v || !t || v.modelType !== 'siglip_vision_model')
+    throw new Error('a fixed-resolution SigLIP config is needed');
+  const pixelValues = tf.randomUniform([batch, 3, v.imageSize, v.imageSize], -1, 1);
+  const inputIds = tf.randomUniform([batch, t.maxPositionEmbeddings], 0, t.vocabSize, 'int32');
+  const b: PairBatch = { pixelValues, inputIds };
+  const dim = v.hiddenSize;
+  const other = tf.tidy(() => {
+    const r = tf.randomNormal([batch, dim]);
+    return r.div(tf.norm(r, 'euclidean', -1, true));
+  });
+  let lora: LoraAdapters | undefined;
+  let trainer: Trainer;
+  if (mode === 'vision-lora' || mode === 'text-lora') {
+    lora = LoraAdapters.attach(model, {
+      rank: 16,
+      towers: [towers as 'vision' | 'text'],
+      scope: 'all',
+    });
+    trainer = new Trainer(model, {
+      params: lora.params,
+      lossFn: (m, x) =>
+        tf.tidy(() => {
+          const out =
+            towers === 'vision'
+              ? (m.vision?.model.apply(x.pixelValues, { training: true }) as tf.Tensor[])
+              : (m.text?.model.apply(x.inputIds, { training: true }) as tf.Tensor[]);
+          return fixedLogitsLoss(out[1], other);
+        }),
+    });
+  } else if (mode === 'vision') {
+    trainer = new Trainer(model, {
+      params: trainableParams(model),
+      lossFn: (m, x) =>
+        tf.tidy(() =>
+          fixedLogitsLoss(
+            (m.vision?.model.apply(x.pixelValues, { training: true }) as tf.Tensor[])[1],
+            other,
+          ),
+        ),
+    });
+  } else {
+    trainer = new Trainer(model, {
+      freeze: mode === 'full-frozen-tokens' ? { match: /^text:embeddings\/token_embedding/ } : {},
+    });
+  }
+  const trainable = trainer.params.reduce(
+    (n, p) => n + (p.variable.shape as number[]).reduce((a, c) => a * c, 1),
+    0,
+  );
+  const times: number[] = [];
+  for (let i = 0; i < 2; i++) {
+    const t0 = performance.now();
+    const r = trainer.step(b);
+    times.push((performance.now() - t0) / 1000);
+    if (!Number.isFinite(r.loss)) throw new Error(`loss ${r.loss}`);
+  }
+  const maxRssGiB = process.resourceUsage().maxRSS / 1024 / 1024;
+  console.log(
+    JSON.stringify({
+      config: dir,
+      mode,
+      backend,
+      batch,
+      trainableParams: trainable,
+      buildSeconds: +buildS.toFixed(1),
+      firstStepSeconds: +times[0].toFixed(2),
+      stepSeconds: +times[1].toFixed(2),
+      peakRssGiB: +maxRssGiB.toFixed(2),
+      tfBytesGiB: +(tf.memory().numBytes / 2 ** 30).toFixed(2),
+    }),
+  );
+}
+
+await main();

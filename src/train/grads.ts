@@ -1,0 +1,47 @@
+import * as tf from '@tensorflow/tfjs';
+import type { SiglipModel } from '../model/siglip_model.js';
+import { type PairBatch, pairLoss } from './forward.js';
+import { type Param, modelParams, paramKey } from './params.js';
+
+export interface LossAndGrads {
+  loss: tf.Scalar;
+  /** d loss / d param, keyed by `tower:name` (see `paramKey`), in TF.js layout. */
+  grads: Map<string, tf.Tensor>;
+}
+
+/**
+ * The loss of one batch and its gradient with respect to `params` (default: every weight of the model).
+ * Every returned tensor belongs to the caller.
+ */
+export function lossAndGrads(
+  model: SiglipModel,
+  batch: PairBatch,
+  params: readonly Param[] = modelParams(model),
+  lossFn: (m: SiglipModel, b: PairBatch) => tf.Scalar = (m, b) => pairLoss(m, b, true),
+): LossAndGrads {
+  if (params.length === 0) throw new Error('lossAndGrads: no trainable parameters were given');
+  const vars = params.map((p) => p.variable.read() as tf.Variable);
+  const byVarName = new Map(params.map((p, i) => [vars[i].name, p]));
+  // variableGrads skips non-trainable variables: make the chosen ones trainable for the duration.
+  const wasTrainable = vars.map((v) => v.trainable);
+  vars.forEach((v) => (v.trainable = true));
+  try {
+    const { value, grads } = tf.variableGrads(() => lossFn(model, batch), vars);
+    const out = new Map<string, tf.Tensor>();
+    for (const [name, g] of Object.entries(grads)) {
+      const p = byVarName.get(name);
+      if (!p) {
+        tf.dispose(g);
+        continue;
+      }
+      out.set(paramKey(p), g);
+    }
+    // Parameters the loss does not depend on get explicit zeros, so every caller sees every parameter.
+    for (const p of params) {
+      if (!out.has(paramKey(p))) out.set(paramKey(p), tf.zerosLike(p.variable.read()));
+    }
+    return { loss: value, grads: out };
+  } finally {
+    vars.forEach((v, i) => (v.trainable = wasTrainable[i]));
+  }
+}

@@ -1,0 +1,53 @@
+import * as tf from '@tensorflow/tfjs';
+
+/** The parts of the wasm backend (tfjs-backend-wasm's BackendWasm) the kernels below use. */
+interface WasmBackendLike {
+  readSync(dataId: object): ArrayLike<number>;
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  typedArrayFromHeap(t: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
+}
+
+/**
+ * `UnsortedSegmentSum` for the wasm backend, which lacks it in TF.js 4.22. It is the gradient of `gather`
+ * (the token-embedding lookup), so without it the text tower cannot be trained on wasm. Computed in JS on the
+ * wasm heap: `out[ids[i], ...] += x[i, ...]`.
+ */
+function unsortedSegmentSumWasm(args: {
+  inputs: tf.NamedTensorInfoMap;
+  backend: unknown;
+  attrs?: tf.NamedAttrMap;
+}): tf.TensorInfo {
+  const backend = args.backend as WasmBackendLike;
+  const x = args.inputs.x as tf.TensorInfo;
+  const ids = args.inputs.segmentIds as tf.TensorInfo;
+  const numSegments = Number(args.attrs?.numSegments);
+  const idRank = ids.shape.length;
+  const rowShape = x.shape.slice(idRank);
+  const rowSize = rowShape.reduce((a, b) => a * b, 1);
+  const out = backend.makeOutput([numSegments, ...rowShape], x.dtype);
+  const o = backend.typedArrayFromHeap(out);
+  o.fill(0);
+  const xv = backend.readSync(x.dataId);
+  const iv = backend.readSync(ids.dataId);
+  for (let i = 0; i < iv.length; i++) {
+    const seg = iv[i];
+    if (seg < 0 || seg >= numSegments) continue;
+    const src = i * rowSize;
+    const dst = seg * rowSize;
+    for (let j = 0; j < rowSize; j++) o[dst + j] += xv[src + j];
+  }
+  return out;
+}
+
+/** Registers the training kernels the wasm backend lacks (idempotent). */
+export function registerWasmTrainingKernels(): void {
+  if (!tf.getKernel('UnsortedSegmentSum', 'wasm')) {
+    tf.registerKernel({
+      kernelName: 'UnsortedSegmentSum',
+      backendName: 'wasm',
+      kernelFunc: unsortedSegmentSumWasm as unknown as tf.KernelFunc,
+    });
+  }
+}
+
+registerWasmTrainingKernels();
