@@ -3,6 +3,30 @@ import * as tf from '@tensorflow/tfjs';
 /** The additive value a masked key gets: the float32 minimum, as Hugging Face uses. */
 export const MASKED_SCORE = -3.4028234663852886e38;
 
+type SaveFn = (tensors: tf.Tensor[]) => void;
+
+/** Swaps the last two axes of a rank-4 tensor. */
+const swapLast = (t: tf.Tensor) => t.transpose([0, 1, 3, 2]);
+
+/**
+ * Batched `a @ b` (rank 4) whose gradient transposes explicitly: TF.js's own gradient multiplies with
+ * transposeA/transposeB flags, which the wasm backend runs many times slower than a plain matMul.
+ */
+const batchMatMul = tf.customGrad((...args: (tf.Tensor | SaveFn)[]) => {
+  const [a, b, save] = args as [tf.Tensor4D, tf.Tensor4D, SaveFn];
+  save([a, b]);
+  return {
+    value: tf.matMul(a, b),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [sa, sb] = saved;
+      return [
+        tf.matMul(dy as tf.Tensor4D, swapLast(sb)),
+        tf.matMul(swapLast(sa), dy as tf.Tensor4D),
+      ];
+    },
+  };
+});
+
 /** `[B, N, H*d] -> [B, H, N, d]` */
 function splitHeads(x: tf.Tensor, numHeads: number): tf.Tensor4D {
   const [b, n, dim] = x.shape as [number, number, number];
@@ -27,15 +51,17 @@ export function scaledDotProductAttention(
     const [b, nq, dim] = q.shape as [number, number, number];
     const headDim = dim / numHeads;
     const qh = splitHeads(q, numHeads);
-    const kh = splitHeads(k, numHeads);
+    // Keys as [B, H, d, Nk] straight from the reshape: a plain matMul, no transposeB flag (slow on wasm).
+    const [, nk] = k.shape as [number, number, number];
+    const khT = k.reshape([b, nk, numHeads, headDim]).transpose([0, 2, 3, 1]);
     const vh = splitHeads(v, numHeads);
-    let scores = tf.matMul(qh, kh, false, true).mul(headDim ** -0.5);
+    let scores = batchMatMul(qh, khT).mul(headDim ** -0.5);
     if (keyMask) {
       const additive = tf.sub(1, keyMask.toFloat()).mul(MASKED_SCORE);
-      scores = scores.add(additive.reshape([b, 1, 1, k.shape[1] as number]));
+      scores = scores.add(additive.reshape([b, 1, 1, nk]));
     }
     const probs = tf.softmax(scores, -1);
-    const out = tf.matMul(probs, vh);
+    const out = batchMatMul(probs, vh);
     return out.transpose([0, 2, 1, 3]).reshape([b, nq, dim]);
   });
 }
