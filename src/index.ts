@@ -9,3 +9,5 @@ export * from './loader/index.js';
 export { fileSource, fileModelHandler, registerFileRouter } from './loader/node.js';
 export * from './train/index.js';
 export * from './io/safetensors_writer.js';
+export * from './pipeline/index.js';
+export * from './pipeline/node.js';

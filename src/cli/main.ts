@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { registerCheck } from './commands/check.js';
+import { registerClassify } from './commands/classify.js';
 import { registerConvert } from './commands/convert.js';
+import { registerEmbed } from './commands/embed.js';
 
 const program = new Command();
 program
@@ -10,6 +12,8 @@ program
   .showHelpAfterError();
 registerCheck(program);
 registerConvert(program);
+registerClassify(program);
+registerEmbed(program);
 
 program.parseAsync(process.argv).then(
   () => process.exit(process.exitCode ?? 0),
