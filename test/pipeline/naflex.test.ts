@@ -67,3 +67,49 @@ describe('SiglipPipeline with a NaFlex (siglip2) model: inputs passed to the vis
     assert.deepEqual(e.dims, [2, 4]);
   });
 });
+
+// The real NaFlex tower behind the pipeline: landscape, portrait and grayscale images at their own aspect ratios.
+describe('SiglipPipeline with the NaFlex tiny model, end to end', () => {
+  before(() => useTestBackend('cpu'));
+
+  it('embeds images of different aspect ratios; each equals the model run on the processor output alone', async () => {
+    const { loadHfCheckpoint } = await import('../../src/model/load_hf.js');
+    const model = await loadHfCheckpoint(fixture('siglip2_naflex_tiny'));
+    const processor = new Siglip2ImageProcessor(
+      JSON.parse(
+        readFileSync(
+          fixture('image_preprocessing', 'siglip2_naflex_256', 'preprocessor_config.json'),
+          'utf8',
+        ),
+      ),
+      24,
+    );
+    const pipe = new SiglipPipeline({ model, imageProcessor: processor });
+    const paths = [
+      ...fixtureImages(),
+      fixture('image_preprocessing', 'images', 'coffee_portrait.png'),
+      fixture('image_preprocessing', 'images', 'camera.png'),
+    ];
+    const tensorsBefore = tf.memory().numTensors;
+    const batched = await pipe.embedImages(paths, { batchSize: 4 });
+    assert.deepEqual(batched.dims, [4, 48]);
+    const images = await loadImages(paths);
+    for (let i = 0; i < paths.length; i++) {
+      const one = processor.preprocess([images[i]]);
+      const p = one.shape[1];
+      const feeds = {
+        pixelValues: tf.tensor(one.pixelValues, one.shape),
+        pixelAttentionMask: tf.tensor(one.pixelAttentionMask, [1, p], 'int32'),
+        spatialShapes: tf.tensor(one.spatialShapes, [1, 2], 'int32'),
+      };
+      const out = model.forward(feeds);
+      const want = out.imageEmbeds!.dataSync();
+      const got = batched.data.subarray(i * 48, (i + 1) * 48);
+      want.forEach((w, j) => assert.ok(Math.abs(w - got[j]) < 1e-5, `image ${i} [${j}]`));
+      tf.dispose([out.imageEmbeds!, out.vision!.lastHiddenState, out.vision!.poolerOutput!]);
+      tf.dispose(Object.values(feeds));
+    }
+    assert.equal(tf.memory().numTensors, tensorsBefore, 'the pipeline leaks no tensors');
+    pipe.dispose();
+  });
+});
