@@ -7,3 +7,4 @@ export * from './vision_model.js';
 export * from './text_model.js';
 export * from './scores_model.js';
 export * from './tower_outputs.js';
+export * from './binding_check.js';
