@@ -7,3 +7,5 @@ export * from './io/safetensors.js';
 export * from './check/index.js';
 export * from './loader/index.js';
 export { fileSource, fileModelHandler, registerFileRouter } from './loader/node.js';
+export * from './backends/index.js';
+export * from './processors/index.js';

@@ -4,8 +4,6 @@
  * appended), truncation to `maxLength` keeping the trailing special tokens, right padding with the pad id to
  * exactly `maxLength`, no attention mask.
  */
-import { readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 
 /** Options fixed when the tokenizer is built. */
@@ -133,6 +131,9 @@ export class SiglipTokenizer {
     dir: string,
     opts: SiglipTokenizerOptions = {},
   ): Promise<SiglipTokenizer> {
+    // Node only, imported here so that the browser bundle does not pull node:fs in.
+    const { stat } = await import('node:fs/promises');
+    const { join } = await import('node:path');
     const tjPath = join(dir, 'tokenizer.json');
     const exists = async (p: string) =>
       stat(p).then(
@@ -247,6 +248,7 @@ export class SiglipTokenizer {
 }
 
 async function readJson(path: string): Promise<unknown> {
+  const { readFile } = await import('node:fs/promises');
   const text = await readFile(path, 'utf8');
   try {
     return JSON.parse(text) as unknown;
