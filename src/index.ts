@@ -11,3 +11,5 @@ export * from './train/index.js';
 export * from './io/safetensors_writer.js';
 export * from './pipeline/index.js';
 export * from './pipeline/node.js';
+export * from './backends/index.js';
+export * from './processors/index.js';

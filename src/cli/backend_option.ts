@@ -4,6 +4,12 @@ import { type BackendName, type BackendReport, useBackend } from '../backends/in
 
 const NAMES = ['auto', 'cpu', 'wasm', 'webgpu', 'tensorflow'] as const;
 
+/** What backendOptions() adds to a command's options. */
+export interface BackendCliOptions {
+  backend?: string;
+  threads?: number;
+}
+
 /** Adds `--backend` and `--threads` to a command. */
 export function backendOptions(cmd: Command, fallback: (typeof NAMES)[number] = 'auto'): Command {
   return cmd

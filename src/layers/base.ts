@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { assertFitsBinding } from '../backends/binding.js';
 
 /** Shape with an unknown (null) batch dimension, as TF.js layers use it. */
 export type Shape = (number | null)[];
@@ -57,12 +58,17 @@ export abstract class SiglipLayer extends tf.layers.Layer {
     layer.built = true;
   }
 
-  /** Adds a float32 weight under this layer's prefix. */
+  /**
+   * Adds a float32 weight under this layer's prefix. On webgpu a weight over the storage-buffer binding limit is
+   * refused (WebGPU would read zeros from it) unless the layer never binds it whole (`shardable`).
+   */
   protected addParam(
     name: string,
     shape: number[],
     init: 'kernel' | 'zeros' | 'ones' | 'embedding',
+    opts: { shardable?: boolean } = {},
   ): tf.LayerVariable {
+    if (!opts.shardable) assertFitsBinding(`${this.name}: ${this.weightPrefix}${name}`, shape);
     return this.addWeight(
       `${this.weightPrefix}${name}`,
       shape,

@@ -13,7 +13,16 @@ export {
   type Siglip2VisionEmbeddingsArgs,
   positionResizeMatrix,
 } from './siglip2_vision_embeddings.js';
-export { SiglipTextEmbeddings, type TextEmbeddingsArgs } from './text_embeddings.js';
+export {
+  SiglipTextEmbeddings,
+  type TextEmbeddingsArgs,
+  type TokenTableMode,
+  TOKEN_TABLE_ENV,
+  TOKEN_TABLE_MODES,
+  TOKEN_TABLE_WEIGHT,
+  setTokenTableMode,
+  tokenTableMode,
+} from './text_embeddings.js';
 export { SiglipMultiheadAttentionPoolingHead, type PoolingHeadArgs } from './pooling_head.js';
 export { SiglipTextHead, type TextHeadArgs } from './text_head.js';
 export { SiglipLogits } from './logits.js';

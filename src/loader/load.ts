@@ -1,5 +1,11 @@
 // loadSiglip: converted artifacts -> SiglipModel with the processor configuration attached. Browser-safe.
 import * as tf from '@tensorflow/tfjs';
+import {
+  type BackendName,
+  type BackendReport,
+  type UseBackendOptions,
+  useBackend,
+} from '../backends/index.js';
 import { parseConfig, type SiglipConfig } from '../model/config.js';
 import { SiglipModel, type TowerChoice } from '../model/siglip_model.js';
 import { SiglipTextModel } from '../model/text_model.js';
@@ -29,6 +35,13 @@ export interface LoadSiglipOptions extends HttpSourceOptions {
   onProgress?: (p: LoadSiglipProgress) => void;
   /** Shard files fetched ahead (default 4). */
   concurrency?: number;
+  /**
+   * Makes this TF.js backend active before the model is built (`auto`: the fastest available; see useBackend).
+   * Default: the backend active now. The choice and why is in `model.backendReport`.
+   */
+  backend?: BackendName | 'auto';
+  /** Options for useBackend (wasm threads, browser wasmPaths). */
+  backendOptions?: UseBackendOptions;
 }
 
 /** What a text/image processor needs, from the files the converter copied beside the model. */
@@ -54,6 +67,9 @@ export class LoadedSiglipModel extends SiglipModel {
   ) {
     super(config, vision, text, scores);
   }
+
+  /** The backend chosen by the `backend` option of loadSiglip (and why); undefined without that option. */
+  backendReport?: BackendReport;
 }
 
 function wantedTowers(
@@ -96,7 +112,19 @@ export async function loadSiglip(
   location: string,
   opts: LoadSiglipOptions = {},
 ): Promise<LoadedSiglipModel> {
-  if (location.startsWith('indexeddb://')) return loadFromIndexedDb(location, opts);
+  let report: BackendReport | undefined;
+  if (opts.backend !== undefined) report = await useBackend(opts.backend, opts.backendOptions);
+  const model = location.startsWith('indexeddb://')
+    ? await loadFromIndexedDb(location, opts)
+    : await loadFromSource(location, opts);
+  model.backendReport = report;
+  return model;
+}
+
+async function loadFromSource(
+  location: string,
+  opts: LoadSiglipOptions,
+): Promise<LoadedSiglipModel> {
   const source = sourceFor(location, opts);
   const manifest = parseManifest(
     await readJson(source, MANIFEST_FILE),

@@ -2,6 +2,7 @@
 // shard (plus the one weight being assembled) at a time.
 import * as tf from '@tensorflow/tfjs';
 import '../layers/index.js';
+import { assertWeightsFitBinding } from '../model/binding_check.js';
 import type { ArtifactSource } from './source.js';
 import { readJson } from './source.js';
 
@@ -123,6 +124,7 @@ export async function loadTowerModel(
   try {
     const manifest = json.weightsManifest!;
     const variables = checkManifestAgainstModel(manifest, model, where);
+    assertWeightsFitBinding([model], where);
     const total = manifest.reduce(
       (s, g) => s + g.weights.reduce((t, e) => t + entryBytes(e, where), 0),
       0,

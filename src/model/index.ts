@@ -8,3 +8,4 @@ export * from './naflex_vision_model.js';
 export * from './text_model.js';
 export * from './scores_model.js';
 export * from './tower_outputs.js';
+export * from './binding_check.js';

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
+import { assertWeightsFitBinding } from './binding_check.js';
 import { CheckpointReader } from './checkpoint.js';
 import { parseConfig, type SiglipConfig } from './config.js';
 import { SiglipModel, type TowerChoice } from './siglip_model.js';
@@ -101,6 +102,7 @@ export async function loadHfCheckpoint(
     }
 
     model = SiglipModel.build(config, { weightInit: 'zeros', towers });
+    assertWeightsFitBinding(Object.values(model.parts), dir);
     const variables = new Map<string, tf.LayerVariable>();
     const parts = model.parts;
     for (const [tower, m] of Object.entries(parts)) {

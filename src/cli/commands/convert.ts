@@ -4,6 +4,7 @@ import { convertCheckpoint, DEFAULT_SHARD_BYTES } from '../../../converter/conve
 import { resolveSource } from '../../../converter/source.js';
 import { STORAGE_DTYPES, type StorageDtype } from '../../loader/manifest.js';
 import type { TowerChoice } from '../../model/siglip_model.js';
+import { type BackendCliOptions, backendOptions, selectBackend } from '../backend_option.js';
 
 interface ConvertCliOptions {
   dtype: string;
@@ -19,7 +20,7 @@ function mb(bytes: number): string {
 }
 
 export function registerConvert(program: Command): void {
-  program
+  const cmd = program
     .command('convert')
     .description(
       'convert a Hugging Face SigLIP / SigLIP 2 checkpoint (local folder or hub repo id) into TF.js LayersModel artifacts',
@@ -38,8 +39,10 @@ export function registerConvert(program: Command): void {
     .option('--towers <towers>', 'both, vision or text', 'both')
     .option('--revision <rev>', 'hub revision (branch, tag or commit) when <source> is a repo id')
     .option('--overwrite', 'replace a previous conversion in <out-folder>')
-    .option('--json', 'print a JSON report (and no progress bars)')
-    .action(async (src: string, out: string, opts: ConvertCliOptions) => {
+    .option('--json', 'print a JSON report (and no progress bars)');
+  backendOptions(cmd, 'cpu').action(
+    async (src: string, out: string, opts: ConvertCliOptions & BackendCliOptions) => {
+      await selectBackend(opts, opts.json);
       const dtype = opts.dtype as StorageDtype;
       if (!STORAGE_DTYPES.includes(dtype)) {
         throw new Error(`--dtype ${opts.dtype}: expected one of ${STORAGE_DTYPES.join(', ')}`);
@@ -113,5 +116,6 @@ export function registerConvert(program: Command): void {
       } finally {
         multi?.stop();
       }
-    });
+    },
+  );
 }

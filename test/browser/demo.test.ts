@@ -1,0 +1,177 @@
+/**
+ * The browser build in headless Chromium: the converted tiny fixture model on webgpu and wasm against the
+ * fixture's outputs, and the demo page driven like a user (pick an image, type labels, read the bars), with a
+ * screenshot in dist/demo-screenshot.png. Needs `npm run build:web` (pretest) and /usr/bin/chromium.
+ */
+import * as tf from '@tensorflow/tfjs';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Browser } from 'playwright-core';
+import { useBackend } from '../../src/backends/index.js';
+import { chromiumUnavailable, launchChromium } from '../../src/browser/chromium.js';
+import { startStaticServer, type StaticServer } from '../../src/browser/server.js';
+import { formatComparisons } from '../../src/check/compare.js';
+import { loadSiglip } from '../../src/loader/load.js';
+import '../../src/loader/node.js';
+import {
+  compareRuns,
+  PARITY_OUTPUTS,
+  type ParityOutputs,
+  runInChromium,
+} from '../../src/parity/run.js';
+import { SiglipPipeline } from '../../src/pipeline/index.js';
+import { readSafetensors } from '../../src/io/safetensors.js';
+import { fixture, REPO_ROOT } from '../helpers/fixtures.js';
+import { convertTinyModel, type TinyModel } from './tiny_model.js';
+
+const WEB = join(REPO_ROOT, 'dist', 'web');
+export const SCREENSHOT = join(REPO_ROOT, 'dist', 'demo-screenshot.png');
+
+describe('browser build in headless Chromium: tiny model and demo page', function () {
+  this.timeout(300000);
+  let tiny: TinyModel;
+
+  before(async function () {
+    const why =
+      (await chromiumUnavailable()) ??
+      (existsSync(join(WEB, 'siglip2.js')) ? undefined : 'dist/web not built (npm run build:web)');
+    if (why !== undefined) {
+      console.log(`      skipping: ${why}`);
+      this.skip();
+    }
+    tiny = await convertTinyModel();
+  });
+
+  after(() => tiny?.cleanup());
+
+  it('runs the converted tiny fixture on webgpu and wasm within the fixture tolerance', async () => {
+    const ins = await readSafetensors(fixture('siglip_tiny', 'inputs.safetensors'));
+    const outs = await readSafetensors(fixture('siglip_tiny', 'outputs.safetensors'));
+    const px = ins.get('pixel_values')!;
+    const ids = ins.get('input_ids')!;
+    const runs = await runInChromium(['webgpu', 'wasm'], tiny.dir, {
+      pixelValues: { data: px.data as Float32Array, shape: px.shape },
+      inputIds: { data: Int32Array.from(ids.data as ArrayLike<number>), shape: ids.shape },
+    });
+    for (const r of runs) console.log(`      ${r.backend}: ${r.reason}`);
+    assert.deepEqual(
+      runs.map((r) => [r.backend, r.outputs !== undefined]),
+      [
+        ['chromium-webgpu', true],
+        ['chromium-wasm', true],
+      ],
+      runs.map((r) => r.reason).join('\n'),
+    );
+    assert.match(runs[0].reason, /webgpu/);
+    const golden: ParityOutputs = {};
+    for (const n of PARITY_OUTPUTS) {
+      const o = outs.get(n)!;
+      golden[n] = { data: o.data as Float32Array, shape: o.shape };
+    }
+    const rows = compareRuns(runs, golden, { atol: 1e-4, rtol: 1e-4 });
+    const vsFixture = rows.filter((r) => r.b === 'fixture');
+    assert.equal(vsFixture.length, 2 * PARITY_OUTPUTS.length);
+    const bad = rows.filter((r) => !r.comparison.ok);
+    assert.deepEqual(
+      bad.map((r) => `${r.a} vs ${r.b}: ${r.output}`),
+      [],
+      formatComparisons(
+        rows.map((r) => ({ ...r.comparison, name: `${r.a} vs ${r.b}: ${r.output}` })),
+      ),
+    );
+  });
+
+  describe('demo page', () => {
+    let server: StaticServer;
+    let browser: Browser;
+
+    before(async () => {
+      server = await startStaticServer({
+        mounts: { '/': WEB, '/model/': tiny.dir },
+      });
+      browser = await launchChromium();
+    });
+
+    after(async () => {
+      await browser?.close();
+      await server?.close();
+    });
+
+    it('loads the model with a progress bar, scores a picked image against typed labels as Node does, and renders', async () => {
+      const page = await browser.newPage({ viewport: { width: 900, height: 820 } });
+      const errors: string[] = [];
+      page.on('pageerror', (e) => errors.push(e.message));
+      await page.goto(`${server.origin}/demo/?backend=wasm&model=/model/`);
+      await page.waitForFunction(
+        () => {
+          const d = (globalThis as { siglip2Demo?: { ready: boolean; error?: string } })
+            .siglip2Demo;
+          return d?.ready === true || d?.error !== undefined;
+        },
+        null,
+        { timeout: 60000 },
+      );
+      assert.deepEqual(errors, []);
+      assert.match((await page.textContent('#status')) ?? '', /^Loaded /);
+      assert.match((await page.textContent('#backend-info')) ?? '', /Backend: wasm/);
+      assert.equal(
+        await page.$eval('#progress-bar', (e) => (e as HTMLElement).style.width),
+        '100%',
+      );
+
+      const image = fixture('image_preprocessing', 'images', 'chelsea.png');
+      const labels = ['a photo of a cat', 'a rocket launch', 'a cup of coffee'];
+      await page.setInputFiles('#file', image);
+      await page.fill('#labels', labels.join(', '));
+      await page.waitForFunction(
+        () => !(document.getElementById('run') as HTMLButtonElement).disabled,
+      );
+      await page.click('#run');
+      await page.waitForFunction(
+        () =>
+          (globalThis as { siglip2Demo?: { scores?: unknown[] } }).siglip2Demo?.scores !==
+          undefined,
+        null,
+        { timeout: 60000 },
+      );
+      const shown = await page.$$eval('#bars li', (lis) =>
+        lis.map((li) => ({
+          label: li.children[0].textContent,
+          value: li.children[2].textContent,
+          width: (li.children[1] as HTMLElement).style.width,
+        })),
+      );
+      const scores = await page.evaluate(
+        () =>
+          (globalThis as unknown as { siglip2Demo: { scores: { label: string; score: number }[] } })
+            .siglip2Demo.scores,
+      );
+      assert.match((await page.textContent('#timings')) ?? '', /classified in \d+ ms/);
+      await page.screenshot({ path: SCREENSHOT, fullPage: true });
+      await page.close();
+
+      // The same image, labels and model in Node on cpu (image decoded by sharp instead of the browser).
+      await useBackend('cpu');
+      const model = await loadSiglip(tiny.dir);
+      const pipeline = await SiglipPipeline.fromLoadedModel(model);
+      const expected = await pipeline.classify(image, labels);
+      model.dispose();
+      assert.equal(tf.getBackend(), 'cpu');
+      // Sorted high to low, as the pipeline returns them; the same order and values as in Node.
+      assert.deepEqual(
+        shown.map((s) => s.label),
+        expected.map((e) => e.label),
+      );
+      assert.deepEqual([...labels].sort(), expected.map((e) => e.label).sort());
+      for (let i = 0; i < labels.length; i++) {
+        assert.equal(scores[i].label, expected[i].label);
+        assert.ok(
+          Math.abs(scores[i].score - expected[i].score) < 1e-4,
+          `${expected[i].label}: browser ${scores[i].score}, node ${expected[i].score}`,
+        );
+        assert.equal(shown[i].value, `${(100 * expected[i].score).toFixed(1)}%`);
+      }
+    });
+  });
+});
