@@ -1,7 +1,8 @@
 /**
  * The model benchmark: SigLIP so400m-patch16-256 (or another full-size config) with random weights.
  *
- *   npm run bench [-- --model so400m|base] [--backend wasm|cpu|webgpu] [--threads N] [--runs N] [--profile]
+ *   npm run bench [-- --model so400m|base] [--backend wasm|cpu|webgpu] [--threads N] [--runs N] [--batches 1,4]
+ *                 [--profile]
  *
  * Measures one image, a batch of 4 images and 8 texts of 64 tokens: median seconds, images/s, achieved
  * GFLOP/s, peak RSS and build time, plus (with --profile) a per-kernel time profile of one run of each.
@@ -35,6 +36,7 @@ function arg(name: string, fallback: string): string {
 const modelName = arg('model', 'so400m');
 const backend = arg('backend', 'wasm') as BackendName;
 const runs = Number(arg('runs', '3'));
+const batches = arg('batches', '1,4').split(',').map(Number);
 const profile = process.argv.includes('--profile');
 const threads = process.argv.includes('--threads') ? Number(arg('threads', '2')) : undefined;
 const fixtures =
@@ -122,7 +124,7 @@ async function main(): Promise<void> {
     `vision tower: build + random fill ${visionBuild.toFixed(1)} s, peak RSS ${peakRssGiB().toFixed(2)} GiB`,
   );
   const results: Record<string, number> = {};
-  for (const batch of [1, 4]) {
+  for (const batch of batches) {
     const pixels = tf.randomUniform([batch, 3, size, size], -1, 1);
     const s = await time(`${batch} image${batch > 1 ? 's' : ''}`, async () => {
       const o = vision.vision!.predict({ pixelValues: pixels });
@@ -172,12 +174,13 @@ async function main(): Promise<void> {
   console.log(`| workload | median s | items/s | GFLOP/s |`);
   console.log(`|---|---|---|---|`);
   const g = imageGflop;
-  console.log(
-    `| 1 image | ${results.image1.toFixed(2)} | ${(1 / results.image1).toFixed(2)} | ${(g / results.image1).toFixed(0)} |`,
-  );
-  console.log(
-    `| 4 images | ${results.image4.toFixed(2)} | ${(4 / results.image4).toFixed(2)} | ${((4 * g) / results.image4).toFixed(0)} |`,
-  );
+  for (const b of batches) {
+    const t = results[`image${b}`];
+    const label = `${b} image${b > 1 ? 's' : ''}`;
+    console.log(
+      `| ${label} | ${t.toFixed(2)} | ${(b / t).toFixed(2)} | ${((b * g) / t).toFixed(0)} |`,
+    );
+  }
   console.log(
     `| 8 texts x 64 | ${results.text8.toFixed(2)} | ${(8 / results.text8).toFixed(2)} | ${(textGflop8 / results.text8).toFixed(0)} |`,
   );
