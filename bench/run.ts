@@ -9,7 +9,9 @@
  * The towers are built and run one at a time (so400m in float32 is 4.5 GB, over wasm's 4 GB heap).
  */
 import * as tf from '@tensorflow/tfjs';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { loadavg } from 'node:os';
 import { type BackendName, useBackend } from '../src/backends/index.js';
 import { parseConfig } from '../src/model/config.js';
@@ -38,6 +40,7 @@ const backend = arg('backend', 'wasm') as BackendName;
 const runs = Number(arg('runs', '3'));
 const batches = arg('batches', '1,4').split(',').map(Number);
 const profile = process.argv.includes('--profile');
+const tower = arg('tower', 'both');
 const threads = process.argv.includes('--threads') ? Number(arg('threads', '2')) : undefined;
 const fixtures =
   process.env.SIGLIP2_FIXTURES ?? new URL('../../../shared/fixtures', import.meta.url).pathname;
@@ -72,8 +75,10 @@ async function kernelProfile(label: string, fn: () => tf.Tensor[]): Promise<void
   });
   const byKernel = new Map<string, { ms: number; calls: number }>();
   let total = 0;
-  // Count kernels only: `<op>__op` entries wrap a kernel that is listed too.
-  for (const k of info.kernels.filter((k) => !k.name.endsWith('__op'))) {
+  // Count kernels only: `<op>__op` entries and custom-gradient scopes wrap kernels that are listed too.
+  for (const k of info.kernels.filter(
+    (k) => !k.name.endsWith('__op') && k.name !== 'unnamed scope',
+  )) {
     const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
     const e = byKernel.get(k.name) ?? { ms: 0, calls: 0 };
     e.ms += ms;
@@ -90,6 +95,18 @@ async function kernelProfile(label: string, fn: () => tf.Tensor[]): Promise<void
 }
 
 async function main(): Promise<void> {
+  if (tower === 'both') {
+    // One process per tower: wasm's heap never shrinks, so a tower built after another may not find room.
+    for (const t of ['vision', 'text']) {
+      const r = spawnSync(
+        process.execPath,
+        [fileURLToPath(import.meta.url), ...process.argv.slice(2), '--tower', t],
+        { stdio: 'inherit' },
+      );
+      if (r.status !== 0) throw new Error(`the ${t} tower benchmark failed (exit ${r.status})`);
+    }
+    return;
+  }
   const dir = MODELS[modelName];
   if (!dir) throw new Error(`--model ${modelName}: expected ${Object.keys(MODELS).join(', ')}`);
   const config = parseConfig(
@@ -115,77 +132,84 @@ async function main(): Promise<void> {
       .join(' ')}`,
   );
 
-  // Vision tower
-  let t0 = performance.now();
-  const vision = SiglipModel.build(config, { weightInit: 'zeros', towers: 'vision' });
-  fillRandom(vision.vision!.model);
-  const visionBuild = (performance.now() - t0) / 1000;
-  console.log(
-    `vision tower: build + random fill ${visionBuild.toFixed(1)} s, peak RSS ${peakRssGiB().toFixed(2)} GiB`,
-  );
   const results: Record<string, number> = {};
-  for (const batch of batches) {
-    const pixels = tf.randomUniform([batch, 3, size, size], -1, 1);
-    const s = await time(`${batch} image${batch > 1 ? 's' : ''}`, async () => {
-      const o = vision.vision!.predict({ pixelValues: pixels });
+  let visionBuild = 0;
+  let textBuild = 0;
+  if (tower === 'vision') {
+    // Vision tower
+    const t0 = performance.now();
+    const vision = SiglipModel.build(config, { weightInit: 'zeros', towers: 'vision' });
+    fillRandom(vision.vision!.model);
+    visionBuild = (performance.now() - t0) / 1000;
+    console.log(
+      `vision tower: build + random fill ${visionBuild.toFixed(1)} s, peak RSS ${peakRssGiB().toFixed(2)} GiB`,
+    );
+    for (const batch of batches) {
+      const pixels = tf.randomUniform([batch, 3, size, size], -1, 1);
+      const s = await time(`${batch} image${batch > 1 ? 's' : ''}`, async () => {
+        const o = vision.vision!.predict({ pixelValues: pixels });
+        await o.poolerOutput!.data();
+        disposeTowerOutputs(o);
+      });
+      results[`image${batch}`] = s;
+      if (profile) {
+        await kernelProfile(`${batch} image(s)`, () => {
+          const o = vision.vision!.predict({ pixelValues: pixels });
+          return [o.lastHiddenState, o.poolerOutput!];
+        });
+      }
+      pixels.dispose();
+    }
+    vision.dispose();
+  } else {
+    // Text tower
+    const t0 = performance.now();
+    const text = SiglipModel.build(config, { weightInit: 'zeros', towers: 'text' });
+    fillRandom(text.text!.model);
+    textBuild = (performance.now() - t0) / 1000;
+    console.log(
+      `text tower: build + random fill ${textBuild.toFixed(1)} s, peak RSS ${peakRssGiB().toFixed(2)} GiB`,
+    );
+    const vocab = tc.vocabSize;
+    const ids = tf.tensor2d(
+      Int32Array.from({ length: 8 * 64 }, (_, i) => (i * 7919) % vocab),
+      [8, 64],
+      'int32',
+    );
+    results.text8 = await time('8 texts x 64 tokens', async () => {
+      const o = text.text!.predict(ids);
       await o.poolerOutput!.data();
       disposeTowerOutputs(o);
     });
-    results[`image${batch}`] = s;
     if (profile) {
-      await kernelProfile(`${batch} image(s)`, () => {
-        const o = vision.vision!.predict({ pixelValues: pixels });
+      await kernelProfile('8 texts', () => {
+        const o = text.text!.predict(ids);
         return [o.lastHiddenState, o.poolerOutput!];
       });
     }
-    pixels.dispose();
+    ids.dispose();
+    text.dispose();
   }
-  vision.dispose();
-
-  // Text tower
-  t0 = performance.now();
-  const text = SiglipModel.build(config, { weightInit: 'zeros', towers: 'text' });
-  fillRandom(text.text!.model);
-  const textBuild = (performance.now() - t0) / 1000;
-  console.log(
-    `text tower: build + random fill ${textBuild.toFixed(1)} s, peak RSS ${peakRssGiB().toFixed(2)} GiB`,
-  );
-  const vocab = tc.vocabSize;
-  const ids = tf.tensor2d(
-    Int32Array.from({ length: 8 * 64 }, (_, i) => (i * 7919) % vocab),
-    [8, 64],
-    'int32',
-  );
-  results.text8 = await time('8 texts x 64 tokens', async () => {
-    const o = text.text!.predict(ids);
-    await o.poolerOutput!.data();
-    disposeTowerOutputs(o);
-  });
-  if (profile) {
-    await kernelProfile('8 texts', () => {
-      const o = text.text!.predict(ids);
-      return [o.lastHiddenState, o.poolerOutput!];
-    });
-  }
-  ids.dispose();
-  text.dispose();
 
   console.log('\nsummary');
   console.log(`| workload | median s | items/s | GFLOP/s |`);
   console.log(`|---|---|---|---|`);
   const g = imageGflop;
-  for (const b of batches) {
+  for (const b of tower === 'vision' ? batches : []) {
     const t = results[`image${b}`];
     const label = `${b} image${b > 1 ? 's' : ''}`;
     console.log(
       `| ${label} | ${t.toFixed(2)} | ${(b / t).toFixed(2)} | ${((b * g) / t).toFixed(0)} |`,
     );
   }
+  if (tower === 'text') {
+    console.log(
+      `| 8 texts x 64 | ${results.text8.toFixed(2)} | ${(8 / results.text8).toFixed(2)} | ${(textGflop8 / results.text8).toFixed(0)} |`,
+    );
+  }
+  const build = tower === 'vision' ? visionBuild : textBuild;
   console.log(
-    `| 8 texts x 64 | ${results.text8.toFixed(2)} | ${(8 / results.text8).toFixed(2)} | ${(textGflop8 / results.text8).toFixed(0)} |`,
-  );
-  console.log(
-    `build + fill: vision ${visionBuild.toFixed(1)} s, text ${textBuild.toFixed(1)} s; peak RSS ${peakRssGiB().toFixed(2)} GiB`,
+    `${tower} tower build + fill ${build.toFixed(1)} s; peak RSS ${peakRssGiB().toFixed(2)} GiB`,
   );
   console.log(
     `load average at end: ${loadavg()

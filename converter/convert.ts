@@ -15,7 +15,7 @@ import {
   type TowerArtifactInfo,
   type TowerMetadata,
 } from '../src/loader/manifest.js';
-import { CheckpointReader } from '../src/model/checkpoint.js';
+import { CheckpointReader, checkCheckpointTensors } from '../src/model/checkpoint.js';
 import type { SiglipConfig } from '../src/model/config.js';
 import { readConfig } from '../src/model/load_hf.js';
 import { buildScoresModel } from '../src/model/scores_model.js';
@@ -147,32 +147,6 @@ function numel(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
-const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);
-
-function checkCheckpoint(dir: string, reader: CheckpointReader, wanted: WeightEntry[]): void {
-  const missing = wanted.filter((e) => !reader.has(e.hfName)).map((e) => e.hfName);
-  if (missing.length) {
-    throw new Error(
-      `${dir}: the checkpoint lacks ${missing.length} tensor(s) the configuration needs: ` +
-        `${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ', …' : ''}`,
-    );
-  }
-  for (const e of wanted) {
-    const info = reader.info(e.hfName);
-    if (info.shape.join(',') !== e.hfShape.join(',')) {
-      throw new Error(
-        `${reader.fileOf(e.hfName)}: tensor '${e.hfName}' has shape [${info.shape.join(', ')}], ` +
-          `the configuration needs [${e.hfShape.join(', ')}]`,
-      );
-    }
-    if (!FLOAT_DTYPES.has(info.dtype)) {
-      throw new Error(
-        `${reader.fileOf(e.hfName)}: tensor '${e.hfName}' has dtype ${info.dtype}; weights must be F32, F16 or BF16`,
-      );
-    }
-  }
-}
-
 /** Streams one checkpoint tensor into the shards; returns its manifest quantization field. */
 async function writeTensor(
   reader: CheckpointReader,
@@ -287,7 +261,7 @@ export async function convertCheckpoint(
   const reader = await CheckpointReader.open(srcDir);
   try {
     const wanted = all.filter((e) => towers.includes(e.tower));
-    checkCheckpoint(srcDir, reader, wanted);
+    checkCheckpointTensors(reader, wanted);
     await prepareOutDir(outDir, opts.overwrite ?? false);
 
     const bytesTotal = wanted.reduce((s, e) => s + 4 * numel(e.hfShape), 0);

@@ -1,6 +1,7 @@
 import { existsSync, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { type LoadedTensor, SafetensorsFile, type TensorInfo } from '../io/safetensors.js';
+import type { WeightEntry } from './weight_map.js';
 
 /**
  * The tensors of a Hugging Face checkpoint folder: `model.safetensors`, or the shards listed by
@@ -98,5 +99,38 @@ export class CheckpointReader {
 
   async close(): Promise<void> {
     await Promise.all(this.files.map((f) => f.close()));
+  }
+}
+
+const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);
+
+/**
+ * Checks that a checkpoint holds every tensor in `wanted`, with the expected shape and a floating dtype; the error
+ * names the folder, file and tensor at fault.
+ */
+export function checkCheckpointTensors(
+  reader: CheckpointReader,
+  wanted: readonly WeightEntry[],
+): void {
+  const missing = wanted.filter((e) => !reader.has(e.hfName)).map((e) => e.hfName);
+  if (missing.length) {
+    throw new Error(
+      `${reader.dir}: the checkpoint lacks ${missing.length} tensor(s) the configuration needs: ` +
+        `${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ', …' : ''}`,
+    );
+  }
+  for (const e of wanted) {
+    const info = reader.info(e.hfName);
+    if (info.shape.join(',') !== e.hfShape.join(',')) {
+      throw new Error(
+        `${reader.fileOf(e.hfName)}: tensor '${e.hfName}' has shape [${info.shape.join(', ')}], ` +
+          `the configuration needs [${e.hfShape.join(', ')}]`,
+      );
+    }
+    if (!FLOAT_DTYPES.has(info.dtype)) {
+      throw new Error(
+        `${reader.fileOf(e.hfName)}: tensor '${e.hfName}' has dtype ${info.dtype}; weights must be F32, F16 or BF16`,
+      );
+    }
   }
 }

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { assertWeightsFitBinding } from './binding_check.js';
-import { CheckpointReader } from './checkpoint.js';
+import { CheckpointReader, checkCheckpointTensors } from './checkpoint.js';
 import { parseConfig, type SiglipConfig } from './config.js';
 import { SiglipModel, type TowerChoice } from './siglip_model.js';
 import { checkpointWeights, type WeightEntry } from './weight_map.js';
@@ -20,8 +20,6 @@ export interface LoadHfOptions {
   /** Called with checkpoint tensors the model does not use (default: a console warning). */
   onUnused?: (names: string[]) => void;
 }
-
-const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);
 
 /** Reads and parses `<dir>/config.json`. */
 export async function readConfig(dir: string): Promise<SiglipConfig> {
@@ -71,27 +69,7 @@ export async function loadHfCheckpoint(
     const all = checkpointWeights(config);
     const towers = opts.towers ?? 'both';
     const wanted = all.filter((e) => towers === 'both' || e.tower === towers);
-    const missing = wanted.filter((e) => !reader.has(e.hfName)).map((e) => e.hfName);
-    if (missing.length) {
-      throw new Error(
-        `${dir}: the checkpoint lacks ${missing.length} tensor(s) the configuration needs: ` +
-          `${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ', …' : ''}`,
-      );
-    }
-    for (const e of wanted) {
-      const info = reader.info(e.hfName);
-      if (info.shape.join(',') !== e.hfShape.join(',')) {
-        throw new Error(
-          `${reader.fileOf(e.hfName)}: tensor '${e.hfName}' has shape [${info.shape.join(', ')}], ` +
-            `the configuration needs [${e.hfShape.join(', ')}]`,
-        );
-      }
-      if (!FLOAT_DTYPES.has(info.dtype)) {
-        throw new Error(
-          `${reader.fileOf(e.hfName)}: tensor '${e.hfName}' has dtype ${info.dtype}; weights must be F32, F16 or BF16`,
-        );
-      }
-    }
+    checkCheckpointTensors(reader, wanted);
     const known = new Set(all.map((e) => e.hfName));
     const unused = reader.names.filter((n) => !known.has(n));
     if (unused.length) {

@@ -98,6 +98,39 @@ describe('browser build in headless Chromium: tiny model and demo page', functio
       await server?.close();
     });
 
+    it('caches the converted model in IndexedDB and loads it back with loadSiglip, same numbers', async () => {
+      const page = await browser.newPage();
+      const errors: string[] = [];
+      page.on('pageerror', (e) => errors.push(e.message));
+      await page.goto(`${server.origin}/demo/?autoload=0`);
+      const result = await page.evaluate(async (origin) => {
+        const lib = (await import(`${origin}/siglip2.js`)) as typeof import('../../src/web.js');
+        const { tf } = lib;
+        await tf.setBackend('cpu');
+        const fromHttp = await lib.loadSiglip(`${origin}/model/`);
+        for (const tower of ['vision', 'text', 'scores'] as const) {
+          await fromHttp.parts[tower]!.save(`indexeddb://tiny-siglip/${tower}`);
+        }
+        const fromDb = await lib.loadSiglip('indexeddb://tiny-siglip');
+        const pixels = tf.randomUniform([2, 3, 64, 64], -1, 1, 'float32', 3);
+        const ids = tf.tensor2d(
+          [[5, 6, 7, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]],
+          undefined,
+          'int32',
+        );
+        const a = fromHttp.forward({ pixelValues: pixels, inputIds: ids });
+        const b = fromDb.forward({ pixelValues: pixels, inputIds: ids });
+        const x = Array.from(await a.logitsPerImage!.data());
+        const y = Array.from(await b.logitsPerImage!.data());
+        return { x, y, backend: tf.getBackend() };
+      }, server.origin);
+      await page.close();
+      assert.deepEqual(errors, []);
+      assert.equal(result.backend, 'cpu');
+      assert.equal(result.x.length, 2);
+      assert.deepEqual(result.y, result.x, 'the IndexedDB copy gives the same logits');
+    });
+
     it('loads the model with a progress bar, scores a picked image against typed labels as Node does, and renders', async () => {
       const page = await browser.newPage({ viewport: { width: 900, height: 820 } });
       const errors: string[] = [];
