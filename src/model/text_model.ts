@@ -4,7 +4,7 @@ import { LayerNorm } from '../layers/layer_norm.js';
 import { SiglipTextEmbeddings } from '../layers/text_embeddings.js';
 import { SiglipTextHead } from '../layers/text_head.js';
 import type { SiglipTextConfig } from './config.js';
-import { towerOutputs, type TowerOutputs } from './tower_outputs.js';
+import { towerOutputs, type TowerOutputs, withHiddenStateOutputs } from './tower_outputs.js';
 import type { BuildOptions } from './vision_model.js';
 
 export interface TextPredictOptions {
@@ -130,16 +130,8 @@ export class SiglipTextModel {
     }
   }
 
-  /** The same graph with the embeddings output and every encoder layer's output added as outputs. */
   private withHiddenStates(): tf.LayersModel {
-    if (!this.hiddenModel) {
-      const embedded = this.model.getLayer('embeddings').output as tf.SymbolicTensor;
-      const states = this.model.getLayer('encoder').output as tf.SymbolicTensor[];
-      this.hiddenModel = tf.model({
-        inputs: this.model.inputs,
-        outputs: [...this.model.outputs, embedded, ...states],
-      });
-    }
+    this.hiddenModel ??= withHiddenStateOutputs(this.model);
     return this.hiddenModel;
   }
 

@@ -32,3 +32,13 @@ export function disposeTowerOutputs(o: TowerOutputs): void {
     ...(o.hiddenStates ?? []),
   ]);
 }
+
+/**
+ * A tower's graph with the embeddings output and every encoder layer's output added as outputs (no layer is
+ * applied again: the new model only exposes symbolic tensors the tower already has).
+ */
+export function withHiddenStateOutputs(model: tf.LayersModel): tf.LayersModel {
+  const embedded = model.getLayer('embeddings').output as tf.SymbolicTensor;
+  const states = model.getLayer('encoder').output as tf.SymbolicTensor[];
+  return tf.model({ inputs: model.inputs, outputs: [...model.outputs, embedded, ...states] });
+}

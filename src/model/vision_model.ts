@@ -5,7 +5,7 @@ import { SiglipMultiheadAttentionPoolingHead } from '../layers/pooling_head.js';
 import { SiglipVisionEmbeddings } from '../layers/vision_embeddings.js';
 import type { WeightInit } from '../layers/base.js';
 import type { SiglipVisionConfig, VisionConfig } from './config.js';
-import { towerOutputs, type TowerOutputs } from './tower_outputs.js';
+import { towerOutputs, type TowerOutputs, withHiddenStateOutputs } from './tower_outputs.js';
 
 /** Inputs of the vision tower. NaFlex towers also take a patch mask and the (h, w) patch grid of each image. */
 export interface VisionInputs {
@@ -79,14 +79,7 @@ export class SiglipVisionModel {
   }
 
   private withHiddenStates(): tf.LayersModel {
-    if (!this.hiddenModel) {
-      const embeddings = this.model.getLayer('embeddings').output as tf.SymbolicTensor;
-      const states = this.model.getLayer('encoder').output as tf.SymbolicTensor[];
-      this.hiddenModel = tf.model({
-        inputs: this.model.inputs,
-        outputs: [...this.model.outputs, embeddings, ...states],
-      });
-    }
+    this.hiddenModel ??= withHiddenStateOutputs(this.model);
     return this.hiddenModel;
   }
 

@@ -12,21 +12,9 @@ import { extname, join, normalize, resolve, sep } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { REPO_ROOT } from '../helpers/fixtures.js';
 
-export const CHROMIUM = process.env.SIGLIP2_CHROMIUM ?? '/usr/bin/chromium';
+export { CHROMIUM, CHROMIUM_FLAGS } from '../../src/browser/chromium.js';
+import { CHROMIUM, CHROMIUM_FLAGS } from '../../src/browser/chromium.js';
 export const BUNDLE = 'dist/test/browser/bundle/entry.js';
-
-/** Flags that work for headless Debian chromium here (docs/platform.md, trap 6). */
-export const CHROMIUM_FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--enable-unsafe-webgpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--disable-dev-shm-usage',
-];
 
 const MIME: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
