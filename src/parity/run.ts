@@ -18,6 +18,7 @@ import { loadSiglip } from '../loader/load.js';
 import '../loader/node.js';
 import { parseConfig, type SiglipConfig } from '../model/config.js';
 import { disposeOutputs, type SiglipOutputs } from '../model/siglip_model.js';
+import { seededRandom as rng } from '../util/random.js';
 
 export const NODE_BACKENDS = ['cpu', 'wasm', 'webgpu', 'tensorflow'] as const;
 export const BROWSER_BACKENDS = ['chromium-webgpu', 'chromium-wasm'] as const;
@@ -65,18 +66,6 @@ function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 5 && !existsSync(join(dir, 'package.json')); i++) dir = dirname(dir);
   return dir;
-}
-
-/** Deterministic pseudo-random numbers in [0, 1) (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Deterministic inputs for a fixed-resolution model: 2 images in [-1, 1], 3 texts of random ids. */

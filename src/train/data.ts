@@ -3,6 +3,7 @@ import { parse as parseCsv } from 'csv-parse/sync';
 import { promises as fsp } from 'node:fs';
 import { dirname, extname, isAbsolute, join } from 'node:path';
 import type { PairBatch } from './forward.js';
+import { seededRandom } from '../util/random.js';
 
 /** Image-text pairs held in memory: `pixelValues` `[N, C, H, W]`, `inputIds` `[N, L]` int32, pair i = row i. */
 export interface PairArrays {
@@ -23,17 +24,7 @@ export interface BatchOptions {
   dropRemainder?: boolean;
 }
 
-/** A small seeded PRNG (mulberry32) for reproducible shuffles. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom };
 
 export function isPairArrays(src: PairSource): src is PairArrays {
   return (src as PairArrays).pixelValues instanceof tf.Tensor;

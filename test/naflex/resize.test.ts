@@ -6,18 +6,7 @@ import {
   antialiasBilinearWeights,
   positionResizeMatrix,
 } from '../../src/layers/index.js';
-
-/** Small seeded PRNG (mulberry32), so failures reproduce. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom as rng } from '../../src/util/random.js';
 
 /**
  * Independent float64 reference of `F.interpolate(bilinear, align_corners=False, antialias=True)` on one channel,

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { naflexTargetSize } from '../../src/processors/image.js';
 import { fixture } from '../helpers/fixtures.js';
+import { seededRandom as rng } from '../../src/util/random.js';
 
 /**
  * The size search exactly as docs/architecture.md describes it, written independently of the library:
@@ -23,18 +24,6 @@ function referenceSize(h: number, w: number, p: number, maxPatches: number): [nu
     else high = mid;
   }
   return [scaled(h, low), scaled(w, low)];
-}
-
-/** Small deterministic PRNG (mulberry32) so failures reproduce. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 describe('NaFlex target size (naflexTargetSize)', () => {
