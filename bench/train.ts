@@ -8,6 +8,7 @@
 //        text-lora    text tower only (image embeddings fixed random), LoRA rank 16, token table frozen
 //        vision       vision tower only, every vision weight trained
 import * as tf from '@tensorflow/tfjs';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import '@tensorflow/tfjs-backend-wasm';
 import { readConfig } from '../src/model/load_hf.js';
 import { SiglipModel } from '../src/model/siglip_model.js';
@@ -30,6 +31,7 @@ async function main(): Promise<void> {
   };
   const batch = Number(arg('--batch', '8'));
   const backend = arg('--backend', 'wasm');
+  const gradientCheckpointing = !process.argv.includes('--no-checkpointing');
   await tf.setBackend(backend);
   await tf.ready();
   tf.enableProdMode();
@@ -59,6 +61,7 @@ async function main(): Promise<void> {
       scope: 'all',
     });
     trainer = new Trainer(model, {
+      gradientCheckpointing,
       params: lora.params,
       lossFn: (m, x) =>
         tf.tidy(() => {
@@ -71,6 +74,7 @@ async function main(): Promise<void> {
     });
   } else if (mode === 'vision') {
     trainer = new Trainer(model, {
+      gradientCheckpointing,
       params: trainableParams(model),
       lossFn: (m, x) =>
         tf.tidy(() =>
@@ -82,6 +86,7 @@ async function main(): Promise<void> {
     });
   } else {
     trainer = new Trainer(model, {
+      gradientCheckpointing,
       freeze: mode === 'full-frozen-tokens' ? { match: /^text:embeddings\/token_embedding/ } : {},
     });
   }
@@ -89,12 +94,22 @@ async function main(): Promise<void> {
     (n, p) => n + (p.variable.shape as number[]).reduce((a, c) => a * c, 1),
     0,
   );
+  // The wasm heap only grows: its size after a step is the step's peak inside wasm.
+  const wasmHeapGiB = () =>
+    backend === 'wasm'
+      ? +(
+          ((tf.backend() as BackendWasm).wasm as unknown as { HEAPU8: Uint8Array }).HEAPU8.length /
+          2 ** 30
+        ).toFixed(2)
+      : undefined;
   const times: number[] = [];
   for (let i = 0; i < 2; i++) {
     const t0 = performance.now();
     const r = trainer.step(b);
     times.push((performance.now() - t0) / 1000);
     if (!Number.isFinite(r.loss)) throw new Error(`loss ${r.loss}`);
+    if (process.env.SIGLIP2_BENCH_VERBOSE)
+      console.error(`step ${i}: ${times[i].toFixed(2)} s, wasm heap ${wasmHeapGiB()} GiB`);
   }
   const maxRssGiB = process.resourceUsage().maxRSS / 1024 / 1024;
   console.log(
@@ -103,11 +118,13 @@ async function main(): Promise<void> {
       mode,
       backend,
       batch,
+      gradientCheckpointing,
       trainableParams: trainable,
       buildSeconds: +buildS.toFixed(1),
       firstStepSeconds: +times[0].toFixed(2),
       stepSeconds: +times[1].toFixed(2),
       peakRssGiB: +maxRssGiB.toFixed(2),
+      wasmHeapGiB: wasmHeapGiB(),
       tfBytesGiB: +(tf.memory().numBytes / 2 ** 30).toFixed(2),
     }),
   );

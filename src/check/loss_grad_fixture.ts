@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { readSafetensors } from '../io/safetensors.js';
 import { loadHfCheckpoint } from '../model/load_hf.js';
 import { trainForward } from '../train/forward.js';
+import { setGradientCheckpointing } from '../train/recompute.js';
 import { lossAndGrads } from '../train/grads.js';
 import { sigmoidLoss } from '../train/loss.js';
 import { toHfTensors } from '../train/params.js';
@@ -120,12 +121,16 @@ const OUTPUT_TOLERANCE: Tolerance = { atol: 1e-4, rtol: 1e-4 };
  * inputs.safetensors and d loss / d every parameter, maps each gradient to the checkpoint's name and layout and
  * compares it with `grad.<name>` in outputs.safetensors.
  */
-export async function checkLossGradFixture(dir: string): Promise<Comparison[]> {
+export async function checkLossGradFixture(
+  dir: string,
+  opts: { gradientCheckpointing?: boolean } = {},
+): Promise<Comparison[]> {
   const cases = await readCases(dir);
   const gradTol = gradTolerance(cases);
   const zero = zeroParts(cases);
   const zeroBound = zeroAtol(cases);
   const model = await loadHfCheckpoint(dir, { onUnused: () => undefined });
+  if (opts.gradientCheckpointing) setGradientCheckpointing(model, true);
   const loadedInputs = await readSafetensors(join(dir, 'inputs.safetensors'));
   const expected = await readSafetensors(join(dir, 'outputs.safetensors'));
   const inputs = new Map([...loadedInputs].map(([k, v]) => [k, toTensor(v)]));
@@ -217,4 +222,8 @@ export function isLossGradFixture(dir: string, cases: CasesJson | undefined): bo
   );
 }
 
-registerFixtureKind({ name: 'loss-grad', detect: isLossGradFixture, run: checkLossGradFixture });
+registerFixtureKind({
+  name: 'loss-grad',
+  detect: isLossGradFixture,
+  run: (dir) => checkLossGradFixture(dir),
+});

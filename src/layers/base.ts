@@ -106,6 +106,18 @@ export abstract class SiglipLayer extends tf.layers.Layer {
     super.nonTrainableWeights = weights;
   }
 
+  /**
+   * Every variable `call` reads: this layer's weights, its sublayers' and any adapters attached to them (used to
+   * recompute a layer in the backward pass, see `recomputeInBackward`).
+   */
+  variablesRead(): tf.Variable[] {
+    const all = [
+      ...this.weights.map((w) => w.read() as tf.Variable),
+      ...this.children.flatMap((c) => c.variablesRead()),
+    ];
+    return [...new Map(all.map((v) => [v.id, v])).values()];
+  }
+
   /** The base config plus this layer's own arguments. */
   protected withBaseConfig(own: tf.serialization.ConfigDict): tf.serialization.ConfigDict {
     return { ...super.getConfig(), weightInit: this.weightInit, ...own };

@@ -6,6 +6,7 @@ import {
   type TransformerDims,
   transformerDims,
 } from './encoder_layer.js';
+import { recomputeInBackward } from './kernels/recompute.js';
 
 export interface EncoderArgs extends EncoderLayerArgs {
   numLayers: number;
@@ -21,6 +22,12 @@ export class SiglipEncoder extends SiglipLayer {
   readonly dims: TransformerDims;
   readonly numLayers: number;
   readonly layers: SiglipEncoderLayer[];
+  /**
+   * Gradient checkpointing (not saved with the layer): when on, a gradient computation keeps only each layer's
+   * input and recomputes the layer's activations in the backward pass. Costs about one more forward pass; bounds
+   * a training step's activation memory to one layer's (see `setGradientCheckpointing`).
+   */
+  gradientCheckpointing = false;
 
   constructor(args: EncoderArgs) {
     super(args);
@@ -46,7 +53,14 @@ export class SiglipEncoder extends SiglipLayer {
     const states: tf.Tensor[] = [];
     let h = x;
     for (const layer of this.layers) {
-      h = layer.call(keyMask ? [h, keyMask] : h);
+      const ins = keyMask ? [h, keyMask] : [h];
+      h = this.gradientCheckpointing
+        ? recomputeInBackward(
+            (t) => layer.call(t.length > 1 ? t : t[0]),
+            ins,
+            layer.variablesRead(),
+          )
+        : layer.call(keyMask ? [h, keyMask] : h);
       states.push(h);
     }
     return states;

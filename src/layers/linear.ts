@@ -42,6 +42,12 @@ export class Linear extends SiglipLayer {
     this.built = true;
   }
 
+  override variablesRead(): tf.Variable[] {
+    const lora = this.lora;
+    const own = super.variablesRead();
+    return lora ? [...own, lora.a.read() as tf.Variable, lora.b.read() as tf.Variable] : own;
+  }
+
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
     const x = Array.isArray(inputs) ? inputs[0] : inputs;
     checkLastDim(this.name, x.shape, this.kernel.shape[0] as number);

@@ -2,6 +2,8 @@ import * as tf from '@tensorflow/tfjs';
 import type { SiglipModel } from '../model/siglip_model.js';
 import { type PairBatch, pairLoss } from './forward.js';
 import { type Param, modelParams, paramKey } from './params.js';
+import { registerWasmTrainingKernels } from './wasm_kernels.js';
+import { withGradientTargets } from '../layers/kernels/recompute.js';
 
 export interface LossAndGrads {
   loss: tf.Scalar;
@@ -20,13 +22,16 @@ export function lossAndGrads(
   lossFn: (m: SiglipModel, b: PairBatch) => tf.Scalar = (m, b) => pairLoss(m, b, true),
 ): LossAndGrads {
   if (params.length === 0) throw new Error('lossAndGrads: no trainable parameters were given');
+  registerWasmTrainingKernels();
   const vars = params.map((p) => p.variable.read() as tf.Variable);
   const byVarName = new Map(params.map((p, i) => [vars[i].name, p]));
   // variableGrads skips non-trainable variables: make the chosen ones trainable for the duration.
   const wasTrainable = vars.map((v) => v.trainable);
   vars.forEach((v) => (v.trainable = true));
   try {
-    const { value, grads } = tf.variableGrads(() => lossFn(model, batch), vars);
+    const { value, grads } = withGradientTargets(vars, () =>
+      tf.variableGrads(() => lossFn(model, batch), vars),
+    );
     const out = new Map<string, tf.Tensor>();
     for (const [name, g] of Object.entries(grads)) {
       const p = byVarName.get(name);

@@ -14,3 +14,4 @@ export * from './export_hf.js';
 export * from './checkpoint.js';
 export { registerWasmTrainingKernels } from './wasm_kernels.js';
 export * from './probe.js';
+export * from './recompute.js';

@@ -8,6 +8,7 @@ import { type FreezeOptions, trainableParams } from './freeze.js';
 import { lossAndGrads } from './grads.js';
 import { AdamW, type LrSchedule, clipByGlobalNorm, warmupCosine } from './optimizer.js';
 import type { Param } from './params.js';
+import { setGradientCheckpointing } from './recompute.js';
 
 export interface TrainerOptions {
   /** Peak learning rate. Default 1e-4. */
@@ -32,6 +33,12 @@ export interface TrainerOptions {
    */
   accumulationSteps?: number;
   freeze?: FreezeOptions;
+  /**
+   * Recompute each encoder layer in the backward pass instead of keeping its activations (gradient
+   * checkpointing, see `setGradientCheckpointing`): about one more forward pass per step, and the memory of one
+   * layer's activations instead of all. Needed for full-size models on wasm (4 GiB heap). Default false.
+   */
+  gradientCheckpointing?: boolean;
   /** Train exactly these parameters (e.g. LoRA adapters); overrides `freeze`. */
   params?: Param[];
   /** The loss of a batch (default: the SigLIP sigmoid loss of the pairs). */
@@ -87,6 +94,8 @@ export class Trainer {
   ) {
     this.opts = opts;
     this.params = opts.params ?? trainableParams(model, opts.freeze);
+    if (opts.gradientCheckpointing !== undefined)
+      setGradientCheckpointing(model, opts.gradientCheckpointing);
     const peak = opts.learningRate ?? 1e-4;
     const warmup = opts.warmupSteps ?? 0;
     const schedule: LrSchedule =

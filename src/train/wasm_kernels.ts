@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { ensureWasmKernels } from '../layers/kernels/wasm_kernels.js';
 
 /** The parts of the wasm backend (tfjs-backend-wasm's BackendWasm) the kernels below use. */
 interface WasmBackendLike {
@@ -39,7 +40,11 @@ function unsortedSegmentSumWasm(args: {
   return out;
 }
 
-/** Registers the training kernels the wasm backend lacks (idempotent). */
+/**
+ * Registers the training kernel the wasm backend lacks, and the memory- and copy-saving kernels of
+ * src/layers/kernels/wasm_kernels.ts (idempotent; called again by
+ * `lossAndGrads`, so importing the wasm backend after this module cannot undo it).
+ */
 export function registerWasmTrainingKernels(): void {
   if (!tf.getKernel('UnsortedSegmentSum', 'wasm')) {
     tf.registerKernel({
@@ -48,6 +53,7 @@ export function registerWasmTrainingKernels(): void {
       kernelFunc: unsortedSegmentSumWasm as unknown as tf.KernelFunc,
     });
   }
+  ensureWasmKernels();
 }
 
 registerWasmTrainingKernels();

@@ -55,6 +55,19 @@ describe('train: sigmoid loss and gradients (siglip_tiny_loss_grad)', () => {
     await tf.setBackend('cpu');
   });
 
+  it('with gradient checkpointing, the loss and every gradient still match the reference (cpu, wasm)', async () => {
+    for (const backend of ['cpu', 'wasm']) {
+      await tf.setBackend(backend);
+      const before = tf.memory().numTensors;
+      const rows = await checkLossGradFixture(dir(), { gradientCheckpointing: true });
+      const bad = rows.filter((r) => !r.ok).map((r) => `${r.name} ${r.maxAbs} ${r.note}`);
+      assert.deepEqual(bad, [], `${backend}: ${bad.join('\n')}`);
+      assert.equal(rows.filter((r) => r.name.startsWith('grad.')).length, 88);
+      assert.equal(tf.memory().numTensors, before, `${backend}: tensors leaked`);
+    }
+    await tf.setBackend('cpu');
+  });
+
   it('a gradient off by 1% fails the comparison, and the zero parts are bounded absolutely', async () => {
     const cases = await readCases(dir());
     const zero = zeroParts(cases);

@@ -28,12 +28,43 @@ export function parseHiddenAct(name: string): HiddenAct {
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 
+type SaveFn = (tensors: tf.Tensor[]) => void;
+
+/**
+ * GELU (tanh) with a hand-written gradient that keeps only `x` for the backward pass. The gradient TF.js derives
+ * from the elementwise ops keeps about eight tensors of the MLP's intermediate size per layer alive on the tape,
+ * the largest activations of a training step.
+ */
+const geluTanhWithGrad = tf.customGrad((...args: (tf.Tensor | SaveFn)[]) => {
+  const [x, save] = args as [tf.Tensor, SaveFn];
+  save([x]);
+  return {
+    value: tf.tidy(() => {
+      const inner = x.add(x.square().mul(x).mul(0.044715)).mul(SQRT_2_OVER_PI);
+      return x.mul(0.5).mul(inner.tanh().add(1));
+    }),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+      tf.tidy(() => {
+        const [sx] = saved;
+        const x2 = sx.square();
+        const t = sx.add(x2.mul(sx).mul(0.044715)).mul(SQRT_2_OVER_PI).tanh();
+        // d/dx 0.5 x (1 + t) = 0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2)
+        const dInner = x2
+          .mul(3 * 0.044715)
+          .add(1)
+          .mul(SQRT_2_OVER_PI);
+        const local = t
+          .add(1)
+          .mul(0.5)
+          .add(sx.mul(0.5).mul(tf.sub(1, t.square())).mul(dInner));
+        return dy.mul(local);
+      }),
+  };
+});
+
 /** GELU, tanh approximation: `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))` (PyTorch `approximate="tanh"`). */
 export function geluTanh(x: tf.Tensor): tf.Tensor {
-  return tf.tidy(() => {
-    const inner = x.add(x.square().mul(x).mul(0.044715)).mul(SQRT_2_OVER_PI);
-    return x.mul(0.5).mul(inner.tanh().add(1));
-  });
+  return geluTanhWithGrad(x);
 }
 
 /** Exact GELU: `0.5 x (1 + erf(x / sqrt 2))`. */

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { ensureWasmKernels } from './wasm_kernels.js';
 
 /** The additive value a masked key gets: the float32 minimum, as Hugging Face uses. */
 export const MASKED_SCORE = -3.4028234663852886e38;
@@ -15,6 +16,7 @@ const swapLast = (t: tf.Tensor) => t.transpose([0, 1, 3, 2]);
  */
 function matMul4d(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
   if (tf.getBackend() !== 'wasm') return tf.matMul(a as tf.Tensor4D, b as tf.Tensor4D);
+  ensureWasmKernels();
   const [batch, heads, m, k] = a.shape as [number, number, number, number];
   const n = b.shape[3] as number;
   const as = tf.unstack(a.reshape([batch * heads, m, k])) as tf.Tensor2D[];
@@ -31,10 +33,12 @@ const batchMatMul = tf.customGrad((...args: (tf.Tensor | SaveFn)[]) => {
   save([a, b]);
   return {
     value: matMul4d(a, b),
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-      const [sa, sb] = saved;
-      return [matMul4d(dy, swapLast(sb)), matMul4d(swapLast(sa), dy)];
-    },
+    // tidy: what a gradient function leaves behind lives until the whole backward pass ends.
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+      tf.tidy(() => {
+        const [sa, sb] = saved;
+        return [matMul4d(dy, swapLast(sb)), matMul4d(swapLast(sa), dy)];
+      }),
   };
 });
 

@@ -6,12 +6,16 @@ import * as tf from '@tensorflow/tfjs';
 
 type SaveFn = (tensors: tf.Tensor[]) => void;
 
+// The tidy matters: TF.js keeps whatever a gradient function leaves behind until the whole backward pass ends,
+// so without it every transposed kernel (and the XNNPACK operator packed for it on wasm) stayed alive.
 function linearGrad(dy: tf.Tensor, saved: tf.Tensor[], withBias: boolean): tf.Tensor[] {
-  const [x, kernel] = saved as [tf.Tensor2D, tf.Tensor2D];
-  const d = dy as tf.Tensor2D;
-  const grads = [tf.matMul(d, kernel.transpose()), tf.matMul(x.transpose(), d)];
-  if (withBias) grads.push(d.sum(0));
-  return grads;
+  return tf.tidy(() => {
+    const [x, kernel] = saved as [tf.Tensor2D, tf.Tensor2D];
+    const d = dy as tf.Tensor2D;
+    const grads = [tf.matMul(d, kernel.transpose()), tf.matMul(x.transpose(), d)];
+    if (withBias) grads.push(d.sum(0));
+    return grads;
+  });
 }
 
 const matMulBias = tf.customGrad((...args: (tf.Tensor | SaveFn)[]) => {

@@ -1,0 +1,66 @@
+import * as tf from '@tensorflow/tfjs';
+
+type SaveFn = (tensors: tf.Tensor[]) => void;
+
+let gradientTargets: ReadonlySet<number> | undefined;
+
+/**
+ * Runs `fn` with `variables` as the ones being differentiated, so a recomputed block differentiates only those
+ * (the frozen base weights under LoRA need no gradient). Without it, every variable marked trainable counts.
+ */
+export function withGradientTargets<T>(variables: readonly tf.Variable[], fn: () => T): T {
+  const previous = gradientTargets;
+  gradientTargets = new Set(variables.map((v) => v.id));
+  try {
+    return fn();
+  } finally {
+    gradientTargets = previous;
+  }
+}
+
+function zerosFloat(t: tf.Tensor): tf.Tensor {
+  return tf.zeros(t.shape, 'float32');
+}
+
+/**
+ * `fn(inputs)` whose activations are not kept for the backward pass but recomputed there (gradient
+ * checkpointing): the tape holds only the block's inputs, and the block's own activations and gradients live
+ * only while its backward runs. Gradients flow to the float inputs and to those of `variables` being
+ * differentiated (see `withGradientTargets`); `fn` may read any other variable as a constant. Outside a gradient
+ * computation it is just `fn(inputs)`. `fn` must be deterministic (SigLIP has no dropout).
+ */
+export function recomputeInBackward(
+  fn: (inputs: tf.Tensor[]) => tf.Tensor,
+  inputs: tf.Tensor[],
+  variables: readonly tf.Variable[],
+): tf.Tensor {
+  const engine = tf.engine();
+  if (!engine.isTapeOn()) return fn(inputs);
+  const targets = gradientTargets;
+  const params = variables.filter((v) => (targets ? targets.has(v.id) : v.trainable));
+  const n = inputs.length;
+  const block = tf.customGrad((...args: (tf.Tensor | SaveFn)[]) => {
+    const save = args[args.length - 1] as SaveFn;
+    const xs = args.slice(0, n) as tf.Tensor[];
+    save(xs);
+    return {
+      value: fn(xs),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const floats = saved.filter((t) => t.dtype === 'float32');
+        const wrt = [...floats, ...params];
+        // A nested gradient computation replaces the engine's tape and clears it when done; the outer backward
+        // pass still needs its own tape afterwards (to release what it saved), so it is put back.
+        const outerTape = engine.state.activeTape;
+        try {
+          const { value, grads } = engine.gradients(() => fn(saved), wrt, dy as tf.Tensor, true);
+          value.dispose();
+          const byId = new Map(wrt.map((t, i) => [t.id, grads[i]]));
+          return [...saved, ...params].map((t) => byId.get(t.id) ?? zerosFloat(t));
+        } finally {
+          engine.state.activeTape = outerTape;
+        }
+      },
+    };
+  });
+  return block(...inputs, ...params);
+}

@@ -1,0 +1,111 @@
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import { strict as assert } from 'node:assert';
+import { join } from 'node:path';
+import { readSafetensors } from '../../src/io/safetensors.js';
+import { loadHfCheckpoint } from '../../src/model/load_hf.js';
+import type { SiglipModel } from '../../src/model/siglip_model.js';
+import { type PairBatch, pairLoss } from '../../src/train/forward.js';
+import { lossAndGrads } from '../../src/train/grads.js';
+import { LoraAdapters } from '../../src/train/lora.js';
+import { paramKey } from '../../src/train/params.js';
+import { setGradientCheckpointing } from '../../src/train/recompute.js';
+import { fixture } from '../helpers/fixtures.js';
+
+const dir = () => fixture('siglip_tiny_loss_grad');
+
+async function fixtureBatch(): Promise<PairBatch> {
+  const inputs = await readSafetensors(join(dir(), 'inputs.safetensors'));
+  const px = inputs.get('pixel_values');
+  const ids = inputs.get('input_ids');
+  assert.ok(px && ids);
+  return {
+    pixelValues: tf.tensor(px.data as Float32Array, px.shape),
+    inputIds: tf.tensor(ids.data as Int32Array, ids.shape, 'int32'),
+  };
+}
+
+/** Tape nodes recorded by the forward pass of the loss (what the backward pass keeps alive). */
+function tapeLength(model: SiglipModel, batch: PairBatch): number {
+  let nodes = 0;
+  const { loss, grads } = lossAndGrads(model, batch, undefined, (m, b) => {
+    const l = pairLoss(m, b, true);
+    nodes = tf.engine().state.activeTape.length;
+    return l;
+  });
+  tf.dispose([loss, ...grads.values()]);
+  return nodes;
+}
+
+describe('train: gradient checkpointing (recomputed encoder layers)', () => {
+  after(async () => {
+    await tf.setBackend('cpu');
+  });
+
+  it('LoRA gradients follow the reference weight gradients (dB = scale A^T dW, dA = 0) with and without it, cpu and wasm', async () => {
+    const expected = await readSafetensors(join(dir(), 'outputs.safetensors'));
+    for (const backend of ['cpu', 'wasm']) {
+      await tf.setBackend(backend);
+      for (const checkpointing of [false, true]) {
+        const model = await loadHfCheckpoint(dir(), { onUnused: () => undefined });
+        setGradientCheckpointing(model, checkpointing);
+        const lora = LoraAdapters.attach(model, { rank: 4, seed: 3 });
+        const batch = await fixtureBatch();
+        const before = tf.memory().numTensors;
+        const { loss, grads } = lossAndGrads(model, batch, lora.params);
+        for (const e of lora.entries) {
+          const hfName = `${e.tower}_model.${e.path.replace(/\//g, '.')}.weight`;
+          const golden = expected.get(`grad.${hfName}`);
+          assert.ok(golden, hfName);
+          const adapter = e.layer.lora;
+          assert.ok(adapter);
+          const want = tf.tidy(() =>
+            tf
+              .matMul(
+                adapter.a.read(),
+                tf.tensor(golden.data as Float32Array, golden.shape).transpose(),
+                true,
+                false,
+              )
+              .mul(lora.scale),
+          );
+          const gotB = grads.get(paramKey({ tower: e.tower, name: `${e.path}/lora_b` }));
+          const gotA = grads.get(paramKey({ tower: e.tower, name: `${e.path}/lora_a` }));
+          assert.ok(gotB && gotA);
+          const scale = tf.tidy(() => want.abs().max().dataSync()[0]);
+          const diff = tf.tidy(() => gotB.sub(want).abs().max().dataSync()[0]);
+          const tag = `${backend} checkpointing=${checkpointing} ${hfName}`;
+          assert.ok(diff <= 1e-3 * scale + 1e-7, `${tag}: dB off by ${diff} (max ${scale})`);
+          assert.equal(
+            tf.tidy(() => gotA.abs().max().dataSync()[0]),
+            0,
+            `${tag}: dA`,
+          );
+          want.dispose();
+        }
+        tf.dispose([loss, ...grads.values()]);
+        assert.equal(tf.memory().numTensors, before, `${backend}: tensors leaked`);
+        tf.dispose([batch.pixelValues, batch.inputIds]);
+        lora.remove();
+        model.dispose();
+      }
+    }
+  });
+
+  it('keeps only the layer inputs on the tape, and is a plain forward pass outside a gradient', async () => {
+    await tf.setBackend('cpu');
+    const model = await loadHfCheckpoint(dir(), { onUnused: () => undefined });
+    const batch = await fixtureBatch();
+    const plain = tapeLength(model, batch);
+    assert.equal(setGradientCheckpointing(model, true), 2);
+    const recomputed = tapeLength(model, batch);
+    assert.ok(recomputed < plain / 2, `tape nodes ${recomputed} with, ${plain} without`);
+    // Inference is unchanged: the same logits, nothing recorded.
+    const a = tf.tidy(() => pairLoss(model, batch, false).dataSync()[0]);
+    setGradientCheckpointing(model, false);
+    const b = tf.tidy(() => pairLoss(model, batch, false).dataSync()[0]);
+    assert.equal(a, b);
+    tf.dispose([batch.pixelValues, batch.inputIds]);
+    model.dispose();
+  });
+});
