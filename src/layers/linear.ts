@@ -51,17 +51,19 @@ export class Linear extends SiglipLayer {
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
     const x = Array.isArray(inputs) ? inputs[0] : inputs;
     checkLastDim(this.name, x.shape, this.kernel.shape[0] as number);
-    const y = linear(
+    const lora = this.lora;
+    return linear(
       x,
       this.kernel.read() as tf.Tensor2D,
       this.bias?.read() as tf.Tensor1D | undefined,
+      lora
+        ? {
+            a: lora.a.read() as tf.Tensor2D,
+            b: lora.b.read() as tf.Tensor2D,
+            scale: lora.scale,
+          }
+        : undefined,
     );
-    const lora = this.lora;
-    if (!lora) return y;
-    return tf.tidy(() => {
-      const low = linear(linear(x, lora.a.read() as tf.Tensor2D), lora.b.read() as tf.Tensor2D);
-      return y.add(low.mul(lora.scale));
-    });
   }
 
   override computeOutputShape(inputShape: Shape | Shape[]): Shape {

@@ -5,11 +5,11 @@ import { readSafetensors } from '../../src/io/safetensors.js';
 import { loadHfCheckpoint } from '../../src/model/load_hf.js';
 import '../../src/model/naflex_vision_model.js';
 import type { SiglipModel } from '../../src/model/siglip_model.js';
-import { type PairBatch, pairLoss } from '../../src/train/forward.js';
+import type { PairBatch } from '../../src/train/forward.js';
 import { lossAndGrads } from '../../src/train/grads.js';
 import { type Param, modelParams, paramKey } from '../../src/train/params.js';
 import { setGradientCheckpointing } from '../../src/train/recompute.js';
-import { seededRandom } from '../../src/util/random.js';
+import { centralDifferenceMismatches } from '../helpers/central_difference.js';
 import { fixture } from '../helpers/fixtures.js';
 
 // There is no loss/gradient fixture for NaFlex, so its gradients are checked against the loss itself: central
@@ -46,10 +46,6 @@ async function naflexBatch(): Promise<PairBatch> {
   }));
 }
 
-function lossAt(model: SiglipModel, batch: PairBatch): number {
-  return tf.tidy(() => pairLoss(model, batch, false).dataSync()[0]);
-}
-
 describe('train: NaFlex gradients (central differences, masked patches)', () => {
   let model: SiglipModel;
   let batch: PairBatch;
@@ -81,37 +77,8 @@ describe('train: NaFlex gradients (central differences, masked patches)', () => 
   for (const checkpointing of [false, true]) {
     it(`directional derivatives equal central differences of the loss (checkpointing ${checkpointing})`, () => {
       setGradientCheckpointing(model, checkpointing);
-      const { loss, grads } = lossAndGrads(model, batch, params);
-      const rand = seededRandom(11);
-      const eps = 3e-2;
-      const rows: string[] = [];
-      for (const p of params) {
-        const g = grads.get(paramKey(p));
-        assert.ok(g);
-        const theta = p.variable.read().clone();
-        const n = theta.size;
-        const dir = tf.tidy(() => {
-          const r = tf.tensor(
-            Float32Array.from({ length: n }, () => rand() - 0.5),
-            theta.shape,
-          );
-          return r.div(r.norm());
-        });
-        const analytic = tf.tidy(() => g.mul(dir).sum().dataSync()[0]);
-        p.variable.write(tf.tidy(() => theta.add(dir.mul(eps))));
-        const up = lossAt(model, batch);
-        p.variable.write(tf.tidy(() => theta.sub(dir.mul(eps))));
-        const down = lossAt(model, batch);
-        p.variable.write(theta);
-        const numeric = (up - down) / (2 * eps);
-        const err = Math.abs(numeric - analytic);
-        // measured: agreement to about 1e-5 relative (1.7e-6 absolute at worst)
-        if (!(err <= 0.01 * Math.abs(analytic) + 2e-5)) {
-          rows.push(`${p.name}: analytic ${analytic}, numeric ${numeric}`);
-        }
-        tf.dispose([theta, dir]);
-      }
-      tf.dispose([loss, ...grads.values()]);
+      // measured: agreement to about 1e-5 relative (1.7e-6 absolute at worst)
+      const rows = centralDifferenceMismatches(model, batch, params);
       setGradientCheckpointing(model, false);
       assert.deepEqual(rows, []);
     });

@@ -8,8 +8,9 @@ import type { SiglipModel } from '../../src/model/siglip_model.js';
 import { type PairBatch, pairLoss } from '../../src/train/forward.js';
 import { lossAndGrads } from '../../src/train/grads.js';
 import { LoraAdapters } from '../../src/train/lora.js';
-import { paramKey } from '../../src/train/params.js';
+import { modelParams, paramKey } from '../../src/train/params.js';
 import { setGradientCheckpointing } from '../../src/train/recompute.js';
+import { centralDifferenceMismatches } from '../helpers/central_difference.js';
 import { fixture } from '../helpers/fixtures.js';
 
 const dir = () => fixture('siglip_tiny_loss_grad');
@@ -90,6 +91,40 @@ describe('train: gradient checkpointing (recomputed encoder layers)', () => {
         model.dispose();
       }
     }
+  });
+
+  it('LoRA with a non-zero B: A, B and the gradient through adapted layers equal central differences (cpu)', async () => {
+    await tf.setBackend('cpu');
+    const model = await loadHfCheckpoint(dir(), { onUnused: () => undefined });
+    const lora = LoraAdapters.attach(model, { rank: 4, seed: 5 });
+    for (const p of lora.params) {
+      if (p.name.endsWith('lora_b')) {
+        p.variable.write(tf.randomNormal(p.variable.shape as number[], 0, 0.05, 'float32', 9));
+      }
+    }
+    const pick = (tower: string, name: string) => {
+      const found = [...lora.params, ...modelParams(model)].find(
+        (p) => p.tower === tower && p.name === name,
+      );
+      assert.ok(found, `${tower}:${name}`);
+      return found;
+    };
+    const params = [
+      pick('vision', 'encoder/layers.0/self_attn/q_proj/lora_a'),
+      pick('vision', 'encoder/layers.0/self_attn/q_proj/lora_b'),
+      pick('text', 'encoder/layers.1/mlp/fc1/lora_a'),
+      pick('text', 'encoder/layers.1/mlp/fc2/lora_b'),
+      // reaches the loss only through the adapted layers' input gradients
+      pick('vision', 'embeddings/patch_embedding/kernel'),
+    ];
+    const batch = await fixtureBatch();
+    for (const checkpointing of [false, true]) {
+      setGradientCheckpointing(model, checkpointing);
+      assert.deepEqual(centralDifferenceMismatches(model, batch, params), [], `${checkpointing}`);
+    }
+    tf.dispose([batch.pixelValues, batch.inputIds]);
+    lora.remove();
+    model.dispose();
   });
 
   it('keeps only the layer inputs on the tape, and is a plain forward pass outside a gradient', async () => {

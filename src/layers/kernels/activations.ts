@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { chain } from './chain.js';
 
 /** The activation names Hugging Face configs use for SigLIP (`hidden_act`). */
 export const SUPPORTED_ACTIVATIONS = [
@@ -38,26 +39,61 @@ type SaveFn = (tensors: tf.Tensor[]) => void;
 const geluTanhWithGrad = tf.customGrad((...args: (tf.Tensor | SaveFn)[]) => {
   const [x, save] = args as [tf.Tensor, SaveFn];
   save([x]);
+  // The reference's order of operations, each intermediate freed as soon as it is used (see `chain`).
+  const t1 = chain(
+    x,
+    (u) => u.square(),
+    (u) => u.mul(x),
+    (u) => u.mul(0.044715),
+    (u) => x.add(u),
+    (u) => u.mul(SQRT_2_OVER_PI),
+    (u) => u.tanh(),
+    (u) => u.add(1),
+  );
+  const half = x.mul(0.5);
+  const value = half.mul(t1);
+  tf.dispose([half, t1]);
   return {
-    value: tf.tidy(() => {
-      const inner = x.add(x.square().mul(x).mul(0.044715)).mul(SQRT_2_OVER_PI);
-      return x.mul(0.5).mul(inner.tanh().add(1));
-    }),
+    value,
+    // d/dx 0.5 x (1 + t) = 0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2)
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
       tf.tidy(() => {
         const [sx] = saved;
         const x2 = sx.square();
-        const t = sx.add(x2.mul(sx).mul(0.044715)).mul(SQRT_2_OVER_PI).tanh();
-        // d/dx 0.5 x (1 + t) = 0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2)
-        const dInner = x2
-          .mul(3 * 0.044715)
-          .add(1)
-          .mul(SQRT_2_OVER_PI);
-        const local = t
-          .add(1)
-          .mul(0.5)
-          .add(sx.mul(0.5).mul(tf.sub(1, t.square())).mul(dInner));
-        return dy.mul(local);
+        const t = chain(
+          x2,
+          (u) => u.mul(sx),
+          (u) => u.mul(0.044715),
+          (u) => sx.add(u),
+          (u) => u.mul(SQRT_2_OVER_PI),
+          (u) => u.tanh(),
+        );
+        const dInner = chain(
+          x2,
+          (u) => u.mul(3 * 0.044715),
+          (u) => u.add(1),
+          (u) => u.mul(SQRT_2_OVER_PI),
+        );
+        x2.dispose();
+        const tail = chain(
+          t,
+          (u) => u.square(),
+          (u) => tf.sub(1, u),
+          (u) => u.mul(sx),
+          (u) => u.mul(0.5),
+          (u) => u.mul(dInner),
+        );
+        dInner.dispose();
+        const local = chain(
+          t,
+          (u) => u.add(1),
+          (u) => u.mul(0.5),
+          (u) => u.add(tail),
+        );
+        tf.dispose([t, tail]);
+        const dx = dy.mul(local);
+        local.dispose();
+        return dx;
       }),
   };
 });

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { chain } from './chain.js';
 import { ensureWasmKernels } from './wasm_kernels.js';
 
 /** The additive value a masked key gets: the float32 minimum, as Hugging Face uses. */
@@ -21,7 +22,14 @@ function matMul4d(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
   const n = b.shape[3] as number;
   const as = tf.unstack(a.reshape([batch * heads, m, k])) as tf.Tensor2D[];
   const bs = tf.unstack(b.reshape([batch * heads, k, n])) as tf.Tensor2D[];
-  return tf.stack(as.map((x, i) => tf.matMul(x, bs[i]))).reshape([batch, heads, m, n]);
+  const products = as.map((x, i) => {
+    const p = tf.matMul(x, bs[i]);
+    tf.dispose([x, bs[i]]);
+    return p;
+  });
+  const out = tf.stack(products);
+  tf.dispose(products);
+  return out.reshape([batch, heads, m, n]);
 }
 
 /**
@@ -70,13 +78,28 @@ export function scaledDotProductAttention(
     const [, nk] = k.shape as [number, number, number];
     const khT = k.reshape([b, nk, numHeads, headDim]).transpose([0, 2, 3, 1]);
     const vh = splitHeads(v, numHeads);
-    let scores = batchMatMul(qh, khT).mul(headDim ** -0.5);
-    if (keyMask) {
-      const additive = tf.sub(1, keyMask.toFloat()).mul(MASKED_SCORE);
-      scores = scores.add(additive.reshape([b, 1, 1, nk]));
-    }
-    const probs = tf.softmax(scores, -1);
+    // Intermediates of the size of the attention map are freed as soon as they are used (see `chain`).
+    const additive = keyMask
+      ? tf.sub(1, keyMask.toFloat()).mul(MASKED_SCORE).reshape([b, 1, 1, nk])
+      : undefined;
+    const raw = batchMatMul(qh, khT);
+    tf.dispose([qh, khT]);
+    const scaled = raw.mul(headDim ** -0.5);
+    raw.dispose();
+    const probs = chain(
+      scaled,
+      (u) => (additive ? u.add(additive) : u),
+      (u) => tf.softmax(u, -1),
+    );
+    scaled.dispose();
     const out = batchMatMul(probs, vh);
-    return out.transpose([0, 2, 1, 3]).reshape([b, nq, dim]);
+    tf.dispose([probs, vh]);
+    const merged = chain(
+      out,
+      (u) => u.transpose([0, 2, 1, 3]),
+      (u) => u.reshape([b, nq, dim]),
+    );
+    out.dispose();
+    return merged;
   });
 }

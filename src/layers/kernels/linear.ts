@@ -1,51 +1,106 @@
 import * as tf from '@tensorflow/tfjs';
+import { chain } from './chain.js';
+import { opWithLazyGrads } from './lazy_grad.js';
 
 // The gradient TF.js derives for matMul multiplies with transposeA/transposeB flags, which the wasm backend runs
 // 8-27x slower than a plain matMul (measured here on [392,768]^T x [392,3072]: 5.1 s with the transposeA flag,
 // 0.19 s after an explicit transpose). This gradient transposes explicitly instead; the numbers are the same.
 
-type SaveFn = (tensors: tf.Tensor[]) => void;
-
-// The tidy matters: TF.js keeps whatever a gradient function leaves behind until the whole backward pass ends,
-// so without it every transposed kernel (and the XNNPACK operator packed for it on wasm) stayed alive.
-function linearGrad(dy: tf.Tensor, saved: tf.Tensor[], withBias: boolean): tf.Tensor[] {
-  return tf.tidy(() => {
-    const [x, kernel] = saved as [tf.Tensor2D, tf.Tensor2D];
-    const d = dy as tf.Tensor2D;
-    const grads = [tf.matMul(d, kernel.transpose()), tf.matMul(x.transpose(), d)];
-    if (withBias) grads.push(d.sum(0));
-    return grads;
-  });
-}
-
-const matMulBias = tf.customGrad((...args: (tf.Tensor | SaveFn)[]) => {
-  const [x, kernel, bias, save] = args as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D, SaveFn];
-  save([x, kernel]);
-  return {
-    value: tf.fused.matMul({ a: x, b: kernel, bias }),
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => linearGrad(dy, saved, true),
-  };
-});
-
-const matMulNoBias = tf.customGrad((...args: (tf.Tensor | SaveFn)[]) => {
-  const [x, kernel, save] = args as [tf.Tensor2D, tf.Tensor2D, SaveFn];
-  save([x, kernel]);
-  return {
-    value: tf.matMul(x, kernel),
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => linearGrad(dy, saved, false),
-  };
-});
 
 /**
- * `x @ kernel + bias` over the last axis of a tensor of any rank. The kernel is `[in, out]` (the transpose of a
- * PyTorch `nn.Linear` weight). Flattening to 2-D lets every backend use its fused matMul + bias kernel.
+ * The kernel to multiply by. TF.js's wasm backend packs an XNNPACK operator for every right-hand tensor of a
+ * matMul and keeps it until that tensor is disposed: for weights, forever, a second copy of every kernel (fine for
+ * inference, where it saves re-packing). While gradients are being recorded, the forward pass multiplies by a
+ * transient copy instead, whose packed operator is freed right after: so400m's vision tower (1.7 GB of weights)
+ * otherwise holds 3.4 GB of its 4 GiB heap before any activation. The tape still saves the kernel itself.
  */
-export function linear(x: tf.Tensor, kernel: tf.Tensor2D, bias?: tf.Tensor1D): tf.Tensor {
+function forwardKernel(kernel: tf.Tensor2D): tf.Tensor2D {
+  if (tf.getBackend() !== 'wasm' || tf.engine().state.gradientDepth === 0) return kernel;
+  return tf.mul(kernel, 1);
+}
+
+/** A low-rank update `(x A) B * scale` added to a linear layer's output (LoRA; A `[in, r]`, B `[r, out]`). */
+export interface LowRankUpdate {
+  a: tf.Tensor2D;
+  b: tf.Tensor2D;
+  scale: number;
+}
+
+/**
+ * `x @ kernel (+ bias) (+ (x A) B * scale)` for 2-D `x`, as one op. Its gradient is computed per input and only
+ * when needed (a frozen kernel gets no `x^T dy`), keeps only `x` and the weights for the backward pass (the
+ * low-rank branch as separate ops kept three output-sized tensors per projection), and transposes explicitly:
+ * the wasm backend runs matMuls with transpose flags 8-27x slower.
+ */
+function linear2d(
+  x: tf.Tensor2D,
+  kernel: tf.Tensor2D,
+  bias?: tf.Tensor1D,
+  lora?: LowRankUpdate,
+): tf.Tensor2D {
+  const inputs: tf.NamedTensorMap = { x, kernel };
+  if (bias) inputs.bias = bias;
+  if (lora) {
+    inputs.loraA = lora.a;
+    inputs.loraB = lora.b;
+  }
+  return opWithLazyGrads(
+    inputs,
+    (save) => {
+      save(lora ? [x, kernel, lora.a, lora.b] : [x, kernel]);
+      const k = forwardKernel(kernel);
+      const y = bias ? tf.fused.matMul({ a: x, b: k, bias }) : tf.matMul(x, k);
+      if (k !== kernel) k.dispose();
+      if (!lora) return y;
+      const low = chain(
+        x,
+        (u) => tf.matMul(u, lora.a),
+        (u) => tf.matMul(u, lora.b),
+        (u) => u.mul(lora.scale),
+      );
+      const out = y.add(low);
+      tf.dispose([y, low]);
+      return out;
+    },
+    (dy, saved) => {
+      const [sx, sk, sa, sb] = saved as tf.Tensor2D[];
+      const d = dy as tf.Tensor2D;
+      // dy B^T * scale: the gradient reaching x A
+      const dLow = () => tf.matMul(d, sb.transpose()).mul(lora?.scale ?? 1) as tf.Tensor2D;
+      const grads: Record<string, () => tf.Tensor> = {
+        x: () => {
+          const dx = tf.matMul(d, sk.transpose());
+          return lora ? dx.add(tf.matMul(dLow(), sa.transpose())) : dx;
+        },
+        kernel: () => tf.matMul(sx.transpose(), d),
+      };
+      if (bias) grads.bias = () => d.sum(0);
+      if (lora) {
+        grads.loraA = () => tf.matMul(sx.transpose(), dLow());
+        grads.loraB = () =>
+          tf.matMul(tf.matMul(sx, sa).transpose(), d).mul(lora.scale) as tf.Tensor2D;
+      }
+      return grads;
+    },
+  ) as tf.Tensor2D;
+}
+
+/**
+ * `x @ kernel + bias` (and an optional low-rank update) over the last axis of a tensor of any rank. The kernel is
+ * `[in, out]` (the transpose of a PyTorch `nn.Linear` weight). Flattening to 2-D lets every backend use its fused
+ * matMul + bias kernel.
+ */
+export function linear(
+  x: tf.Tensor,
+  kernel: tf.Tensor2D,
+  bias?: tf.Tensor1D,
+  lora?: LowRankUpdate,
+): tf.Tensor {
   return tf.tidy(() => {
     const inDim = x.shape[x.shape.length - 1];
     const lead = x.shape.slice(0, -1);
     const flat = x.reshape([-1, inDim]) as tf.Tensor2D;
-    const y = bias ? matMulBias(flat, kernel, bias) : matMulNoBias(flat, kernel);
+    const y = linear2d(flat, kernel, bias, lora);
     return y.reshape([...lead, kernel.shape[1]]);
   });
 }
