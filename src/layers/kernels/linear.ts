@@ -6,7 +6,6 @@ import { opWithLazyGrads } from './lazy_grad.js';
 // 8-27x slower than a plain matMul (measured here on [392,768]^T x [392,3072]: 5.1 s with the transposeA flag,
 // 0.19 s after an explicit transpose). This gradient transposes explicitly instead; the numbers are the same.
 
-
 /**
  * The kernel to multiply by. TF.js's wasm backend packs an XNNPACK operator for every right-hand tensor of a
  * matMul and keeps it until that tensor is disposed: for weights, forever, a second copy of every kernel (fine for
