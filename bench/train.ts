@@ -1,7 +1,8 @@
 // Times one training step (forward + backward + AdamW update) at batch 8 on the wasm backend, random weights,
 // and reports the peak resident memory (maxRSS, which includes the wasm heap).
 //
-//   node dist/bench/train.js <config-folder> <mode> [--batch 8] [--backend wasm]
+//   node dist/bench/train.js <config-folder> <mode> [--batch 8] [--backend wasm] [--steps 2] [--no-checkpointing]
+// stepSeconds is the mean of the steps after the first.
 // modes: full        both towers, every weight trained (AdamW state for all)
 //        full-frozen-tokens   both towers, token embedding frozen
 //        vision-lora  vision tower only (text embeddings fixed random), LoRA rank 16 on all projections
@@ -30,6 +31,7 @@ async function main(): Promise<void> {
     return i >= 0 ? process.argv[i + 1] : d;
   };
   const batch = Number(arg('--batch', '8'));
+  const steps = Math.max(2, Number(arg('--steps', '2')));
   const backend = arg('--backend', 'wasm');
   const gradientCheckpointing = !process.argv.includes('--no-checkpointing');
   await tf.setBackend(backend);
@@ -103,7 +105,7 @@ async function main(): Promise<void> {
         ).toFixed(2)
       : undefined;
   const times: number[] = [];
-  for (let i = 0; i < 2; i++) {
+  for (let i = 0; i < steps; i++) {
     const t0 = performance.now();
     const r = trainer.step(b);
     times.push((performance.now() - t0) / 1000);
@@ -122,7 +124,8 @@ async function main(): Promise<void> {
       trainableParams: trainable,
       buildSeconds: +buildS.toFixed(1),
       firstStepSeconds: +times[0].toFixed(2),
-      stepSeconds: +times[1].toFixed(2),
+      stepSeconds: +(times.slice(1).reduce((a, b) => a + b, 0) / (steps - 1)).toFixed(2),
+      steps,
       peakRssGiB: +maxRssGiB.toFixed(2),
       wasmHeapGiB: wasmHeapGiB(),
       tfBytesGiB: +(tf.memory().numBytes / 2 ** 30).toFixed(2),

@@ -92,11 +92,21 @@ export class SiglipEncoderLayer extends SiglipLayer {
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
     return tf.tidy(() => {
       const [x, keyMask] = splitInputs(inputs);
-      const normed = this.layerNorm1.call(x);
-      const attended = this.selfAttn.call(keyMask ? [normed, keyMask] : normed);
-      const h = x.add(attended);
-      return h.add(this.mlp.call(this.layerNorm2.call(h)));
+      return this.mlpBlock(this.attentionBlock(x, keyMask));
     });
+  }
+
+  /** The first residual block, `x + self_attn(layer_norm1(x), mask)`. */
+  attentionBlock(x: tf.Tensor, keyMask?: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => {
+      const normed = this.layerNorm1.call(x);
+      return x.add(this.selfAttn.call(keyMask ? [normed, keyMask] : normed));
+    });
+  }
+
+  /** The second residual block, `h + mlp(layer_norm2(h))`. */
+  mlpBlock(h: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => h.add(this.mlp.call(this.layerNorm2.call(h))));
   }
 
   override computeOutputShape(inputShape: Shape | Shape[]): Shape {
