@@ -13,21 +13,6 @@ export interface EncoderArgs extends EncoderLayerArgs {
 }
 
 /**
- * One encoder layer as two recomputed blocks (attention, MLP): the backward pass then holds the activations of
- * half a layer at a time (so400m at batch 8: about 0.3 GiB instead of 0.6) for one more saved hidden state.
- */
-function recomputedLayer(layer: SiglipEncoderLayer, x: tf.Tensor, keyMask?: tf.Tensor): tf.Tensor {
-  const attnVars = [...layer.layerNorm1.variablesRead(), ...layer.selfAttn.variablesRead()];
-  const mlpVars = [...layer.layerNorm2.variablesRead(), ...layer.mlp.variablesRead()];
-  const h = recomputeInBackward(
-    ([t, m]) => layer.attentionBlock(t, m),
-    keyMask ? [x, keyMask] : [x],
-    attnVars,
-  );
-  return recomputeInBackward(([t]) => layer.mlpBlock(t), [h], mlpVars);
-}
-
-/**
  * `SiglipEncoder`: `layers.0 … layers.{n-1}` applied in turn. Inputs: `x` or `[x, keyMask]`.
  * Outputs the hidden state after every layer (`n` tensors; the last is the encoder output), so a model can
  * expose `hidden_states` without running anything twice.
@@ -38,9 +23,9 @@ export class SiglipEncoder extends SiglipLayer {
   readonly numLayers: number;
   readonly layers: SiglipEncoderLayer[];
   /**
-   * Gradient checkpointing (not saved with the layer): when on, a gradient computation keeps only the input of
-   * each layer's two residual blocks and recomputes their activations in the backward pass. Costs about one more
-   * forward pass; bounds a training step's activation memory to half a layer's (see `setGradientCheckpointing`).
+   * Gradient checkpointing (not saved with the layer): when on, a gradient computation keeps only each layer's
+   * input and recomputes the layer's activations in the backward pass. Costs about one more forward pass; bounds
+   * a training step's activation memory to one layer's (see `setGradientCheckpointing`).
    */
   gradientCheckpointing = false;
 
@@ -68,8 +53,15 @@ export class SiglipEncoder extends SiglipLayer {
     const states: tf.Tensor[] = [];
     let h = x;
     for (const layer of this.layers) {
+      const ins = keyMask ? [h, keyMask] : [h];
+      // Recomputed per layer, not per residual block: for deep models the extra saved hidden state and its
+      // gradient cost more than the smaller block peak saves (so400m at batch 8 ran out of wasm's heap).
       h = this.gradientCheckpointing
-        ? recomputedLayer(layer, h, keyMask)
+        ? recomputeInBackward(
+            (t) => layer.call(t.length > 1 ? t : t[0]),
+            ins,
+            layer.variablesRead(),
+          )
         : layer.call(keyMask ? [h, keyMask] : h);
       states.push(h);
     }

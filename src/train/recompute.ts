@@ -14,9 +14,9 @@ function encoders(layers: readonly tf.layers.Layer[]): SiglipEncoder[] {
 }
 
 /**
- * Turns gradient checkpointing on or off in every encoder of the model: a training step then keeps only the
- * inputs of each encoder layer's attention and MLP blocks and recomputes the blocks in the backward pass (about
- * one more forward pass per step; the activations of half a layer instead of all). This is what lets full-size models train inside wasm's 4 GiB heap.
+ * Turns gradient checkpointing on or off in every encoder of the model: a training step then keeps only each
+ * encoder layer's input and recomputes the layer in the backward pass (about one more forward pass per step; the
+ * activations of one layer instead of all). This is what lets full-size models train inside wasm's 4 GiB heap.
  * Returns the number of encoders changed.
  */
 export function setGradientCheckpointing(model: SiglipModel, on: boolean): number {
