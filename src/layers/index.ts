@@ -29,7 +29,8 @@ export { SiglipLogits } from './logits.js';
 export { L2Normalize } from './l2_normalize.js';
 export { scaledDotProductAttention, MASKED_SCORE } from './kernels/attention.js';
 export { mlp, type MlpWeights } from './kernels/mlp.js';
-export { linear } from './kernels/linear.js';
+export { linear, setWasmPackCacheLimit, type LowRankUpdate } from './kernels/linear.js';
+export { ensureWasmKernels, wasmKernelsReplaced } from './kernels/wasm_kernels.js';
 export { antialiasBilinearWeights, antialiasBilinearMatrix } from './kernels/antialias_resize.js';
 export { layerNorm } from './kernels/layer_norm.js';
 export {

@@ -1,7 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { strict as assert } from 'node:assert';
+import { checkModelFixture } from '../../src/check/model_fixture.js';
+import { setWasmPackCacheLimit } from '../../src/layers/kernels/linear.js';
 import { ensureWasmKernels, wasmKernelsReplaced } from '../../src/layers/kernels/wasm_kernels.js';
+import { fixture } from '../helpers/fixtures.js';
 
 interface WasmBackendProbe {
   getMemoryOffset(dataId: object): number;
@@ -68,5 +71,24 @@ describe('wasm kernel replacements (Slice, Unpack, Identity)', () => {
     const g = tf.grad((v: tf.Tensor) => v.clone().square().sum())(tf.tensor([1, 2, 3]));
     assert.deepEqual(Array.from(g.dataSync()), [2, 4, 6]);
     g.dispose();
+  });
+});
+
+describe('wasm forward passes without the packed-kernel cache', () => {
+  after(async () => {
+    setWasmPackCacheLimit(2 * 2 ** 30);
+    await tf.setBackend('cpu');
+  });
+
+  it('siglip_tiny still matches every fixture output with the cache off (limit 0), and leaks nothing', async () => {
+    await tf.setBackend('wasm');
+    setWasmPackCacheLimit(0);
+    const before = tf.memory().numTensors;
+    const rows = await checkModelFixture(fixture('siglip_tiny'));
+    const bad = rows.filter((r) => !r.ok).map((r) => `${r.name} ${r.maxAbs}`);
+    assert.deepEqual(bad, []);
+    assert.ok(rows.length >= 16);
+    assert.equal(tf.memory().numTensors, before);
+    assert.throws(() => setWasmPackCacheLimit(-1), /bytes must be >= 0/);
   });
 });

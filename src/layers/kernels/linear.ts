@@ -6,15 +6,30 @@ import { opWithLazyGrads } from './lazy_grad.js';
 // 8-27x slower than a plain matMul (measured here on [392,768]^T x [392,3072]: 5.1 s with the transposeA flag,
 // 0.19 s after an explicit transpose). This gradient transposes explicitly instead; the numbers are the same.
 
+let packCacheLimitBytes = 2 * 2 ** 30;
+
+/**
+ * Tensor bytes above which wasm forward passes stop caching packed kernels (see `forwardKernel`; default 2 GiB).
+ * Lower it to trade a little speed for heap room; 0 never caches.
+ */
+export function setWasmPackCacheLimit(bytes: number): void {
+  if (!(bytes >= 0)) throw new Error(`setWasmPackCacheLimit: bytes must be >= 0, got ${bytes}`);
+  packCacheLimitBytes = bytes;
+}
+
 /**
  * The kernel to multiply by. TF.js's wasm backend packs an XNNPACK operator for every right-hand tensor of a
- * matMul and keeps it until that tensor is disposed: for weights, forever, a second copy of every kernel (fine for
- * inference, where it saves re-packing). While gradients are being recorded, the forward pass multiplies by a
- * transient copy instead, whose packed operator is freed right after: so400m's vision tower (1.7 GB of weights)
- * otherwise holds 3.4 GB of its 4 GiB heap before any activation. The tape still saves the kernel itself.
+ * matMul and keeps it until that tensor is disposed: for weights, forever, a second copy of every kernel. That
+ * saves re-packing at inference, but doubles the weights inside wasm's 4 GiB heap: so400m's text tower (2.8 GB of
+ * weights) ran out of heap at its first forward pass, and its vision tower under a gradient held 3.4 GB before any
+ * activation. So while gradients are being recorded, or once more than the pack-cache limit of tensors
+ * are alive, the forward pass multiplies by a transient copy whose packed operator is freed right after (the tape
+ * still saves the kernel itself). The numbers are the same.
  */
 function forwardKernel(kernel: tf.Tensor2D): tf.Tensor2D {
-  if (tf.getBackend() !== 'wasm' || tf.engine().state.gradientDepth === 0) return kernel;
+  if (tf.getBackend() !== 'wasm') return kernel;
+  const state = tf.engine().state;
+  if (state.gradientDepth === 0 && state.numBytes <= packCacheLimitBytes) return kernel;
   return tf.mul(kernel, 1);
 }
 
