@@ -19,6 +19,22 @@ export interface TrainOutputs {
   textEmbeds: tf.Tensor2D;
 }
 
+/**
+ * Training reads values synchronously (token-id checks, the loss of each step). TF.js's webgpu backend can do that
+ * only where `OffscreenCanvas` exists (browsers); in Node it fails deep inside with "OffscreenCanvas is not
+ * defined", so say so up front.
+ */
+export function assertSyncReads(): void {
+  const hasOffscreen =
+    typeof (globalThis as { OffscreenCanvas?: unknown }).OffscreenCanvas !== 'undefined';
+  if (tf.getBackend() === 'webgpu' && !hasOffscreen) {
+    throw new Error(
+      'training on the webgpu backend needs synchronous reads, which TF.js can do only in a browser ' +
+        '(OffscreenCanvas); in Node train on wasm or cpu',
+    );
+  }
+}
+
 function asList(t: tf.Tensor | tf.Tensor[] | tf.SymbolicTensor | tf.SymbolicTensor[]): tf.Tensor[] {
   return (Array.isArray(t) ? t : [t]) as tf.Tensor[];
 }
@@ -34,6 +50,7 @@ export function trainForward(
   batch: PairBatch,
   opts: { training?: boolean } = {},
 ): TrainOutputs {
+  assertSyncReads();
   const { vision, text, scores } = model;
   if (!vision || !text || !scores) {
     throw new Error('trainForward: the model needs both towers and the scoring head');
