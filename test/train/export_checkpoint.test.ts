@@ -15,19 +15,7 @@ import { LoraAdapters } from '../../src/train/lora.js';
 import { modelParams } from '../../src/train/params.js';
 import { Trainer } from '../../src/train/trainer.js';
 import { fixture } from '../helpers/fixtures.js';
-
-async function fixtureBatch(): Promise<{ pixelValues: tf.Tensor; inputIds: tf.Tensor }> {
-  const inputs = await readSafetensors(
-    join(fixture('siglip_tiny_loss_grad'), 'inputs.safetensors'),
-  );
-  const px = inputs.get('pixel_values');
-  const ids = inputs.get('input_ids');
-  assert.ok(px && ids);
-  return {
-    pixelValues: tf.tensor(px.data as Float32Array, px.shape),
-    inputIds: tf.tensor(ids.data as Int32Array, ids.shape, 'int32'),
-  };
-}
+import { lossGradFixtureBatch } from '../helpers/loss_grad_batch.js';
 
 function sameBits(a: Float32Array, b: Float32Array): boolean {
   const x = new Uint32Array(a.buffer, a.byteOffset, a.length);
@@ -107,7 +95,7 @@ describe('train: export to Hugging Face, LoRA, checkpoints', () => {
     const expected = await readSafetensors(
       join(fixture('siglip_tiny_loss_grad'), 'outputs.safetensors'),
     );
-    const batch = await fixtureBatch();
+    const batch = await lossGradFixtureBatch();
     const lora = LoraAdapters.attach(model, { rank: 4, alpha: 8, seed: 1 });
     assert.equal(lora.entries.length, 2 * 2 * 6); // 2 towers x 2 layers x 6 projections
     const logits0 = tf.tidy(() => trainForward(model, batch, { training: false }).logitsPerText);
@@ -134,7 +122,7 @@ describe('train: export to Hugging Face, LoRA, checkpoints', () => {
   });
 
   it('save and resume (weights, LoRA, optimizer state) continues exactly', async () => {
-    const batch = await fixtureBatch();
+    const batch = await lossGradFixtureBatch();
     const lora = LoraAdapters.attach(model, { rank: 2, towers: ['vision'], seed: 3 });
     const params = [...lora.params, ...modelParams(model).filter((p) => p.tower === 'scores')];
     const trainer = new Trainer(model, {

@@ -12,19 +12,9 @@ import { modelParams, paramKey } from '../../src/train/params.js';
 import { setGradientCheckpointing } from '../../src/train/recompute.js';
 import { centralDifferenceMismatches } from '../helpers/central_difference.js';
 import { fixture } from '../helpers/fixtures.js';
+import { lossGradFixtureBatch } from '../helpers/loss_grad_batch.js';
 
 const dir = () => fixture('siglip_tiny_loss_grad');
-
-async function fixtureBatch(): Promise<PairBatch> {
-  const inputs = await readSafetensors(join(dir(), 'inputs.safetensors'));
-  const px = inputs.get('pixel_values');
-  const ids = inputs.get('input_ids');
-  assert.ok(px && ids);
-  return {
-    pixelValues: tf.tensor(px.data as Float32Array, px.shape),
-    inputIds: tf.tensor(ids.data as Int32Array, ids.shape, 'int32'),
-  };
-}
 
 /** Tape nodes recorded by the forward pass of the loss (what the backward pass keeps alive). */
 function tapeLength(model: SiglipModel, batch: PairBatch): number {
@@ -51,7 +41,7 @@ describe('train: gradient checkpointing (recomputed encoder layers)', () => {
         const model = await loadHfCheckpoint(dir(), { onUnused: () => undefined });
         setGradientCheckpointing(model, checkpointing);
         const lora = LoraAdapters.attach(model, { rank: 4, seed: 3 });
-        const batch = await fixtureBatch();
+        const batch = await lossGradFixtureBatch();
         const before = tf.memory().numTensors;
         const { loss, grads } = lossAndGrads(model, batch, lora.params);
         for (const e of lora.entries) {
@@ -117,7 +107,7 @@ describe('train: gradient checkpointing (recomputed encoder layers)', () => {
       // reaches the loss only through the adapted layers' input gradients
       pick('vision', 'embeddings/patch_embedding/kernel'),
     ];
-    const batch = await fixtureBatch();
+    const batch = await lossGradFixtureBatch();
     for (const checkpointing of [false, true]) {
       setGradientCheckpointing(model, checkpointing);
       assert.deepEqual(centralDifferenceMismatches(model, batch, params), [], `${checkpointing}`);
@@ -130,7 +120,7 @@ describe('train: gradient checkpointing (recomputed encoder layers)', () => {
   it('keeps only the layer inputs on the tape, and is a plain forward pass outside a gradient', async () => {
     await tf.setBackend('cpu');
     const model = await loadHfCheckpoint(dir(), { onUnused: () => undefined });
-    const batch = await fixtureBatch();
+    const batch = await lossGradFixtureBatch();
     const plain = tapeLength(model, batch);
     assert.equal(setGradientCheckpointing(model, true), 2);
     const recomputed = tapeLength(model, batch);

@@ -14,19 +14,7 @@ import { AdamW, clipByGlobalNorm, warmupCosine } from '../../src/train/optimizer
 import { modelParams, paramKey, toHfTensors } from '../../src/train/params.js';
 import { Trainer } from '../../src/train/trainer.js';
 import { fixture } from '../helpers/fixtures.js';
-
-async function fixtureBatch(): Promise<{ pixelValues: tf.Tensor; inputIds: tf.Tensor }> {
-  const inputs = await readSafetensors(
-    join(fixture('siglip_tiny_loss_grad'), 'inputs.safetensors'),
-  );
-  const px = inputs.get('pixel_values');
-  const ids = inputs.get('input_ids');
-  assert.ok(px && ids);
-  return {
-    pixelValues: tf.tensor(px.data as Float32Array, px.shape),
-    inputIds: tf.tensor(ids.data as Int32Array, ids.shape, 'int32'),
-  };
-}
+import { lossGradFixtureBatch } from '../helpers/loss_grad_batch.js';
 
 describe('train: optimizer, schedule, clipping', () => {
   before(async () => {
@@ -123,7 +111,7 @@ describe('train: Trainer on siglip_tiny', () => {
   afterEach(() => model.dispose());
 
   it('the first step is Adam on the reference gradient (update = -lr * sign(g))', async () => {
-    const batch = await fixtureBatch();
+    const batch = await lossGradFixtureBatch();
     const expected = await readSafetensors(
       join(fixture('siglip_tiny_loss_grad'), 'outputs.safetensors'),
     );
@@ -165,7 +153,7 @@ describe('train: Trainer on siglip_tiny', () => {
   });
 
   it('leaks no tensors per step, lowers the loss, and keeps frozen weights fixed', async () => {
-    const batch = await fixtureBatch();
+    const batch = await lossGradFixtureBatch();
     const trainer = new Trainer(model, {
       learningRate: 1e-3,
       maxGradNorm: 1,
@@ -193,7 +181,7 @@ describe('train: Trainer on siglip_tiny', () => {
   });
 
   it('gradient accumulation over two copies of a batch equals one step on it', async () => {
-    const batch = await fixtureBatch();
+    const batch = await lossGradFixtureBatch();
     const other = await loadHfCheckpoint(fixture('siglip_tiny_loss_grad'), {
       onUnused: () => undefined,
     });
@@ -218,7 +206,7 @@ describe('train: Trainer on siglip_tiny', () => {
   });
 
   it('fit runs over arrays and a captions folder, and evaluates recall', async () => {
-    const batch = await fixtureBatch();
+    const batch = await lossGradFixtureBatch();
     const trainer = new Trainer(model, { learningRate: 1e-3, totalSteps: 2, warmupSteps: 1 });
     const h = await trainer.fit(batch, {
       batchSize: 3,
@@ -273,7 +261,7 @@ describe('train: Trainer on siglip_tiny', () => {
   });
 
   it('lossAndGrads covers exactly the chosen parameters', async () => {
-    const batch = await fixtureBatch();
+    const batch = await lossGradFixtureBatch();
     const params = trainableParams(model, { towers: ['vision', 'scores'] });
     const { loss, grads } = lossAndGrads(model, batch, params);
     assert.equal(grads.size, params.length);
