@@ -1,12 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { ensureWasmKernels } from '../layers/kernels/wasm_kernels.js';
-
-/** The parts of the wasm backend (tfjs-backend-wasm's BackendWasm) the kernels below use. */
-interface WasmBackendLike {
-  readSync(dataId: object): ArrayLike<number>;
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  typedArrayFromHeap(t: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
-}
+import { type WasmBackendLike, ensureWasmKernels } from '../layers/kernels/wasm_kernels.js';
 
 /**
  * `UnsortedSegmentSum` for the wasm backend, which lacks it in TF.js 4.22. It is the gradient of `gather`

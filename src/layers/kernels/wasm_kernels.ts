@@ -3,8 +3,8 @@ import * as tf from '@tensorflow/tfjs';
 // Replacements for three kernels of TF.js's wasm backend (4.22) that the layers and the trainer lean on. Each
 // computes exactly what the stock kernel computes; they differ in copies only.
 
-/** The parts of tfjs-backend-wasm's BackendWasm used here. */
-interface WasmBackendLike {
+/** The parts of tfjs-backend-wasm's BackendWasm that our wasm kernels use. */
+export interface WasmBackendLike {
   readSync(dataId: object): ArrayLike<number>;
   incRef(dataId: object): void;
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
