@@ -121,6 +121,24 @@ export class SiglipModel {
   }
 }
 
+/**
+ * The main outputs keyed by their Hugging Face names (`logits_per_image`, `vision.pooler_output`, …), as the
+ * reference fixtures name them; absent outputs are left out. The tensors are the outputs' own (not copies).
+ */
+export function outputsByHfName(o: SiglipOutputs): Record<string, tf.Tensor> {
+  const named: [string, tf.Tensor | undefined][] = [
+    ['logits_per_image', o.logitsPerImage],
+    ['logits_per_text', o.logitsPerText],
+    ['image_embeds', o.imageEmbeds],
+    ['text_embeds', o.textEmbeds],
+    ['vision.last_hidden_state', o.vision?.lastHiddenState],
+    ['vision.pooler_output', o.vision?.poolerOutput],
+    ['text.last_hidden_state', o.text?.lastHiddenState],
+    ['text.pooler_output', o.text?.poolerOutput],
+  ];
+  return Object.fromEntries(named.filter((e): e is [string, tf.Tensor] => e[1] !== undefined));
+}
+
 /** Disposes every tensor in a `SiglipOutputs`. */
 export function disposeOutputs(o: SiglipOutputs): void {
   tf.dispose(

@@ -17,7 +17,7 @@ import { readSafetensors } from '../io/safetensors.js';
 import { loadSiglip } from '../loader/load.js';
 import '../loader/node.js';
 import { parseConfig, type SiglipConfig } from '../model/config.js';
-import { disposeOutputs, type SiglipOutputs } from '../model/siglip_model.js';
+import { disposeOutputs, outputsByHfName, type SiglipOutputs } from '../model/siglip_model.js';
 import { seededRandom as rng } from '../util/random.js';
 
 export const NODE_BACKENDS = ['cpu', 'wasm', 'webgpu', 'tensorflow'] as const;
@@ -101,19 +101,10 @@ export const PARITY_OUTPUTS = [
 ] as const;
 
 async function collect(out: SiglipOutputs): Promise<ParityOutputs> {
-  const tensors: Record<string, tf.Tensor | undefined> = {
-    logits_per_image: out.logitsPerImage,
-    logits_per_text: out.logitsPerText,
-    image_embeds: out.imageEmbeds,
-    text_embeds: out.textEmbeds,
-    'vision.last_hidden_state': out.vision?.lastHiddenState,
-    'vision.pooler_output': out.vision?.poolerOutput,
-    'text.last_hidden_state': out.text?.lastHiddenState,
-    'text.pooler_output': out.text?.poolerOutput,
-  };
+  const tensors = outputsByHfName(out);
   const result: ParityOutputs = {};
   for (const [name, t] of Object.entries(tensors)) {
-    if (t) result[name] = { data: (await t.data()) as Float32Array, shape: t.shape };
+    result[name] = { data: (await t.data()) as Float32Array, shape: t.shape };
   }
   return result;
 }
@@ -207,19 +198,10 @@ export async function runInChromium(
             const pt = tf.tensor(px, pxShape, 'float32');
             const it = tf.tensor(ids, idsShape, 'int32');
             const out = model.forward({ pixelValues: pt, inputIds: it });
-            const pick: Record<string, import('@tensorflow/tfjs').Tensor | undefined> = {
-              logits_per_image: out.logitsPerImage,
-              logits_per_text: out.logitsPerText,
-              image_embeds: out.imageEmbeds,
-              text_embeds: out.textEmbeds,
-              'vision.last_hidden_state': out.vision?.lastHiddenState,
-              'vision.pooler_output': out.vision?.poolerOutput,
-              'text.last_hidden_state': out.text?.lastHiddenState,
-              'text.pooler_output': out.text?.poolerOutput,
-            };
+            const pick = s.outputsByHfName(out);
             const outputs: Record<string, { data: number[]; shape: number[] }> = {};
             for (const [k, t] of Object.entries(pick)) {
-              if (t) outputs[k] = { data: Array.from(await t.data()), shape: t.shape };
+              outputs[k] = { data: Array.from(await t.data()), shape: t.shape };
             }
             s.disposeOutputs(out);
             tf.dispose([pt, it]);

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { type Comparison, compareArrays, type Tolerance } from '../../src/check/compare.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
 import { toTensor } from '../../src/check/model_fixture.js';
-import { disposeOutputs, type SiglipModel } from '../../src/model/siglip_model.js';
+import { disposeOutputs, outputsByHfName, type SiglipModel } from '../../src/model/siglip_model.js';
 import { fixture } from '../helpers/fixtures.js';
 
 export function tempDir(prefix: string): string {
@@ -26,19 +26,9 @@ export async function compareWithFixture(
     inputIds: model.text ? inputIds : undefined,
   });
   try {
-    const actual: Record<string, tf.Tensor | undefined> = {
-      logits_per_image: out.logitsPerImage,
-      logits_per_text: out.logitsPerText,
-      image_embeds: out.imageEmbeds,
-      text_embeds: out.textEmbeds,
-      'vision.last_hidden_state': out.vision?.lastHiddenState,
-      'vision.pooler_output': out.vision?.poolerOutput,
-      'text.last_hidden_state': out.text?.lastHiddenState,
-      'text.pooler_output': out.text?.poolerOutput,
-    };
+    const actual = outputsByHfName(out);
     const rows: Comparison[] = [];
     for (const [name, t] of Object.entries(actual)) {
-      if (!t) continue;
       const golden = expected.get(name)!;
       rows.push(compareArrays(name, t.dataSync(), golden.data, golden.shape, tolerance, t.shape));
     }
