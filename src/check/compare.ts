@@ -63,6 +63,19 @@ export function compareArrays(
 }
 
 /** A fixed-width table of comparisons, one line each. */
+/** The failing row of a golden output this port does not compute. */
+export function missingOutput(name: string, shape: number[], tolerance: Tolerance): Comparison {
+  return {
+    name,
+    shape,
+    maxAbs: NaN,
+    maxRel: NaN,
+    ok: false,
+    tolerance,
+    note: 'this port does not compute an output of that name',
+  };
+}
+
 export function formatComparisons(rows: Comparison[]): string {
   const width = Math.max(6, ...rows.map((r) => r.name.length));
   const lines = [

@@ -8,7 +8,7 @@ import { setGradientCheckpointing } from '../train/recompute.js';
 import { lossAndGrads } from '../train/grads.js';
 import { sigmoidLoss } from '../train/loss.js';
 import { toHfTensors } from '../train/params.js';
-import { type Comparison, type Tolerance, compareArrays } from './compare.js';
+import { type Comparison, type Tolerance, compareArrays, missingOutput } from './compare.js';
 import { type CasesJson, readCases, registerFixtureKind } from './fixture.js';
 import { toTensor } from './model_fixture.js';
 
@@ -168,15 +168,7 @@ export async function checkLossGradFixture(
       else if (name === 'logits_per_image') actual = logits.perImage;
       else if (name.startsWith('grad.')) actual = hfGrads.get(name.slice(5));
       if (!actual) {
-        rows.push({
-          name,
-          shape: golden.shape,
-          maxAbs: NaN,
-          maxRel: NaN,
-          ok: false,
-          tolerance: OUTPUT_TOLERANCE,
-          note: 'this port does not compute an output of that name',
-        });
+        rows.push(missingOutput(name, golden.shape, OUTPUT_TOLERANCE));
         continue;
       }
       const data = await actual.data();

@@ -5,7 +5,7 @@ import { type LoadedTensor, readSafetensors } from '../io/safetensors.js';
 import { loadHfCheckpoint } from '../model/load_hf.js';
 import { type SiglipModel, type SiglipOutputs, disposeOutputs } from '../model/siglip_model.js';
 import type { TowerOutputs } from '../model/tower_outputs.js';
-import { type Comparison, compareArrays } from './compare.js';
+import { type Comparison, compareArrays, missingOutput } from './compare.js';
 import { type CasesJson, readCases, registerFixtureKind, toleranceOf } from './fixture.js';
 
 /** Inputs of a model fixture as TF.js tensors, keyed by their names in inputs.safetensors. */
@@ -101,15 +101,7 @@ export async function checkModelFixture(dir: string): Promise<Comparison[]> {
         standardOutput(name, out, masked) ??
         extraProviders.map((p) => p(name, model, inputs)).find((t) => t !== undefined);
       if (!actual) {
-        rows.push({
-          name,
-          shape: golden.shape,
-          maxAbs: NaN,
-          maxRel: NaN,
-          ok: false,
-          tolerance,
-          note: 'this port does not compute an output of that name',
-        });
+        rows.push(missingOutput(name, golden.shape, tolerance));
         continue;
       }
       rows.push(

@@ -1,5 +1,10 @@
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readSafetensors } from '../../src/io/safetensors.js';
+import { type StreamedTensor, writeSafetensorsStreaming } from '../../src/io/safetensors_writer.js';
 import { checkModelFixture } from '../../src/check/index.js';
 import { formatComparisons } from '../../src/check/compare.js';
 import { useTestBackend } from '../helpers/backend.js';
@@ -27,3 +32,27 @@ for (const backend of ['cpu', 'wasm'] as const) {
     });
   });
 }
+
+describe('fixture outputs this port does not compute', () => {
+  before(() => useTestBackend('cpu'));
+
+  it('fail by name with a note instead of being skipped', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'siglip2-missing-'));
+    cpSync(fixture('siglip_tiny'), dir, { recursive: true });
+    const outputs = await readSafetensors(join(dir, 'outputs.safetensors'));
+    const tensors: StreamedTensor[] = [...outputs].map(([name, t]) => ({
+      name,
+      shape: t.shape,
+      data: () => Float32Array.from(t.data as Float32Array),
+    }));
+    tensors.push({ name: 'vision.made_up_output', shape: [2], data: () => new Float32Array(2) });
+    await writeSafetensorsStreaming(join(dir, 'outputs.safetensors'), tensors);
+    const rows = await checkModelFixture(dir);
+    const made = rows.find((r) => r.name === 'vision.made_up_output');
+    assert.ok(made);
+    assert.equal(made.ok, false);
+    assert.match(made.note ?? '', /does not compute an output of that name/);
+    assert.equal(rows.filter((r) => !r.ok).length, 1, formatComparisons(rows));
+    rmSync(dir, { recursive: true, force: true });
+  });
+});
