@@ -107,7 +107,7 @@ async function main(): Promise<void> {
   const times: number[] = [];
   for (let i = 0; i < steps; i++) {
     const t0 = performance.now();
-    const r = trainer.step(b);
+    const r = await trainer.step(b);
     times.push((performance.now() - t0) / 1000);
     if (!Number.isFinite(r.loss)) throw new Error(`loss ${r.loss}`);
     if (process.env.SIGLIP2_BENCH_VERBOSE)

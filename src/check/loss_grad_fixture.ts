@@ -147,7 +147,7 @@ export async function checkLossGradFixture(
       pixelAttentionMask: inputs.get('pixel_attention_mask'),
       spatialShapes: inputs.get('spatial_shapes'),
     };
-    const { loss, grads } = lossAndGrads(model, batch);
+    const { loss, grads } = await lossAndGrads(model, batch);
     owned.push(loss, ...grads.values());
     const hfGrads = toHfTensors(model, grads);
     owned.push(...hfGrads.values());

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { SiglipLayer, type Shape, type SiglipLayerArgs, checkLastDim, firstShape } from './base.js';
 import { antialiasBilinearMatrix } from './kernels/antialias_resize.js';
 import { linear } from './kernels/linear.js';
+import { hostValues } from '../util/host_values.js';
 
 export interface Siglip2VisionEmbeddingsArgs extends SiglipLayerArgs {
   hiddenSize: number;
@@ -50,7 +51,7 @@ export function readSpatialShapes(
       `${where}: spatialShapes must have shape [${batch}, 2] (one (h, w) per image), got [${spatialShapes.shape.join(', ')}]`,
     );
   }
-  const values = spatialShapes.dataSync();
+  const values = hostValues(spatialShapes, `${where}: spatialShapes`);
   const out: [number, number][] = [];
   for (let i = 0; i < batch; i++) {
     const h = values[2 * i];

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { bindingLimit } from '../backends/binding.js';
 import { readEnv } from '../backends/env.js';
 import { DEFAULT_SHARD_BYTES, shardTable, shardedGather } from '../backends/sharded_gather.js';
+import { hostValues } from '../util/host_values.js';
 import { SiglipLayer, type Shape, type SiglipLayerArgs, firstShape } from './base.js';
 
 /**
@@ -163,7 +164,7 @@ export class SiglipTextEmbeddings extends SiglipLayer {
 
   private cpuLookup(ids: tf.Tensor): tf.Tensor {
     const table = this.tableData();
-    const idData = ids.dataSync();
+    const idData = hostValues(ids, `${this.name}: input_ids`);
     const d = this.hiddenSize;
     const out = new Float32Array(idData.length * d);
     for (let i = 0; i < idData.length; i++) {

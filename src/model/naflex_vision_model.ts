@@ -2,6 +2,7 @@
 // SiglipVisionModel, so `SiglipVisionModel.build` / `predict` (and SiglipModel, loadHfCheckpoint) handle it.
 import * as tf from '@tensorflow/tfjs';
 import { Siglip2VisionEmbeddings, readSpatialShapes } from '../layers/siglip2_vision_embeddings.js';
+import { hostValues, rememberHostValues } from '../util/host_values.js';
 import type { Siglip2VisionConfig, VisionConfig } from './config.js';
 import {
   type BuildOptions,
@@ -99,7 +100,7 @@ export function naflexFeeds(config: VisionConfig, inputs: VisionInputs): tf.Tens
     );
   }
   const shapes = readSpatialShapes(spatialShapes, batch, maxPatches, 'spatialShapes');
-  const mask = pixelAttentionMask.dataSync();
+  const mask = hostValues(pixelAttentionMask, 'pixelAttentionMask');
   shapes.forEach(([h, w], i) => {
     const n = h * w;
     for (let j = 0; j < maxPatches; j++) {
@@ -115,7 +116,13 @@ export function naflexFeeds(config: VisionConfig, inputs: VisionInputs): tf.Tens
   });
   const maskF =
     pixelAttentionMask.dtype === 'float32' ? pixelAttentionMask : pixelAttentionMask.toFloat();
-  const shapesI = spatialShapes.dtype === 'int32' ? spatialShapes : spatialShapes.toInt();
+  let shapesI = spatialShapes;
+  if (spatialShapes.dtype !== 'int32') {
+    // A new tensor made from the host copy (not a cast on the device), so the embedding layer finds its values.
+    const ints = Int32Array.from(hostValues(spatialShapes, 'spatialShapes'));
+    shapesI = tf.tensor(ints, spatialShapes.shape, 'int32');
+    rememberHostValues(shapesI, ints);
+  }
   return [pixelValues, maskF, shapesI];
 }
 

@@ -4,6 +4,7 @@ import { LayerNorm } from '../layers/layer_norm.js';
 import { SiglipTextEmbeddings } from '../layers/text_embeddings.js';
 import { SiglipTextHead } from '../layers/text_head.js';
 import type { SiglipTextConfig } from './config.js';
+import { hostValues } from '../util/host_values.js';
 import { towerOutputs, type TowerOutputs, withHiddenStateOutputs } from './tower_outputs.js';
 import type { BuildOptions } from './vision_model.js';
 
@@ -107,7 +108,10 @@ export class SiglipTextModel {
     };
   }
 
-  /** Validates token ids: int32 `[B, L]`, L <= max positions, every id in the vocabulary. */
+  /**
+   * Validates token ids: int32 `[B, L]`, L <= max positions, every id in the vocabulary. The ids are read on the
+   * host: the copy `readHostValues` remembered (as `prepareBatch` does before a training step), else synchronously.
+   */
   checkIds(inputIds: tf.Tensor): void {
     const c = this.config;
     if (!(inputIds instanceof tf.Tensor)) throw new Error('inputIds must be a tf.Tensor');
@@ -120,7 +124,7 @@ export class SiglipTextModel {
           `got [${inputIds.shape.join(', ')}]`,
       );
     }
-    const ids = inputIds.dataSync();
+    const ids = hostValues(inputIds, 'inputIds');
     for (let i = 0; i < ids.length; i++) {
       if (ids[i] < 0 || ids[i] >= c.vocabSize) {
         throw new Error(

@@ -1,7 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
 import { parse as parseCsv } from 'csv-parse/sync';
-import { promises as fsp } from 'node:fs';
-import { dirname, extname, isAbsolute, join } from 'node:path';
 import type { PairBatch } from './forward.js';
 import { seededRandom } from '../util/random.js';
 
@@ -116,6 +114,9 @@ export interface CaptionRecord {
  * columns `file` and `caption` (quoted fields as RFC 4180). Paths come back resolved against the file's folder.
  */
 export async function readCaptions(path: string): Promise<CaptionRecord[]> {
+  // Node-only, imported here so that the training API bundles for the browser (see src/web.ts).
+  const { promises: fsp } = await import('node:fs');
+  const { dirname, extname, isAbsolute, join } = await import('node:path');
   const text = await fsp.readFile(path, 'utf8').catch((e: Error) => {
     throw new Error(`${path}: cannot read the captions file (${e.message})`, { cause: e });
   });

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { SiglipModel } from '../model/siglip_model.js';
 import { type PairSource, disposeBatch, iterateBatches } from './data.js';
-import { trainForward } from './forward.js';
+import { type TrainOutputs, prepareBatch, trainForward } from './forward.js';
 import { sigmoidLoss } from './loss.js';
 
 /** Retrieval recall: the fraction of queries whose own partner ranks within the top k. */
@@ -14,7 +14,8 @@ export interface RecallAtK {
 
 /**
  * Recall@k from a `[n, n]` text x image similarity matrix whose diagonal holds the true pairs. A query's rank is
- * the number of candidates scoring strictly higher than its partner (ties favour the partner).
+ * the number of candidates scoring strictly higher than its partner (ties favour the partner). A tensor is read
+ * synchronously: on webgpu pass `await sim.array()` instead (as `evaluatePairs` does).
  */
 export function recallAtK(similarity: tf.Tensor2D | number[][], ks: number[] = [1, 5]): RecallAtK {
   const s = Array.isArray(similarity) ? similarity : (similarity.arraySync() as number[][]);
@@ -63,12 +64,17 @@ export async function evaluatePairs(
   let batches = 0;
   try {
     for await (const b of iterateBatches(data, { batchSize: opts.batchSize ?? 32 })) {
-      const out = tf.tidy(() => {
-        const o = trainForward(model, b, { training: false });
-        const square = o.logitsPerText.shape[0] === o.logitsPerText.shape[1];
-        return { ...o, loss: square ? sigmoidLoss(o.logitsPerText) : undefined };
-      });
-      disposeBatch(b);
+      let out: TrainOutputs & { loss?: tf.Scalar };
+      try {
+        await prepareBatch(model, b);
+        out = tf.tidy(() => {
+          const o = trainForward(model, b, { training: false });
+          const square = o.logitsPerText.shape[0] === o.logitsPerText.shape[1];
+          return { ...o, loss: square ? sigmoidLoss(o.logitsPerText) : undefined };
+        });
+      } finally {
+        disposeBatch(b);
+      }
       images.push(out.imageEmbeds);
       texts.push(out.textEmbeds);
       if (out.loss) {
@@ -79,7 +85,7 @@ export async function evaluatePairs(
     }
     if (images.length === 0) throw new Error('evaluatePairs: no evaluation data');
     const sim = tf.tidy(() => tf.matMul(tf.concat(texts), tf.concat(images), false, true));
-    const recall = recallAtK(sim as tf.Tensor2D, opts.ks);
+    const recall = recallAtK((await sim.array()) as number[][], opts.ks);
     const pairs = sim.shape[0];
     sim.dispose();
     return { loss: batches ? lossSum / batches : NaN, recall, pairs };

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { SiglipModel } from '../model/siglip_model.js';
 import type { VisionInputs } from '../model/vision_model.js';
 import { sigmoidLoss } from './loss.js';
+import { readHostValues } from '../util/host_values.js';
 import './wasm_kernels.js';
 
 /** One batch of image-text pairs: image i goes with text i. */
@@ -20,19 +21,22 @@ export interface TrainOutputs {
 }
 
 /**
- * Training reads values synchronously (token-id checks, the loss of each step). TF.js's webgpu backend can do that
- * only where `OffscreenCanvas` exists (browsers); in Node it fails deep inside with "OffscreenCanvas is not
- * defined", so say so up front.
+ * Reads on the host, asynchronously, what the forward pass needs on the CPU: the token ids (checked against the
+ * vocabulary) and, for NaFlex, the patch mask and the patch grids. The layers then take these copies (see
+ * `hostValues`) instead of reading the device synchronously, which TF.js's webgpu backend cannot do in Node and
+ * which stalls a GPU anywhere. Call it before `trainForward` / `pairLoss` / a custom loss on a batch (the
+ * trainer, `lossAndGrads` and `evaluatePairs` do). Checks the ids, so a bad batch fails here with the position of
+ * the bad id.
  */
-export function assertSyncReads(): void {
-  const hasOffscreen =
-    typeof (globalThis as { OffscreenCanvas?: unknown }).OffscreenCanvas !== 'undefined';
-  if (tf.getBackend() === 'webgpu' && !hasOffscreen) {
-    throw new Error(
-      'training on the webgpu backend needs synchronous reads, which TF.js can do only in a browser ' +
-        '(OffscreenCanvas); in Node train on wasm or cpu',
-    );
+export async function prepareBatch(model: SiglipModel, batch: PairBatch): Promise<void> {
+  const { text } = model;
+  const reads: Promise<unknown>[] = [];
+  if (batch.inputIds instanceof tf.Tensor) reads.push(readHostValues(batch.inputIds));
+  for (const t of [batch.pixelAttentionMask, batch.spatialShapes]) {
+    if (t instanceof tf.Tensor) reads.push(readHostValues(t));
   }
+  await Promise.all(reads);
+  text?.checkIds(batch.inputIds);
 }
 
 function asList(t: tf.Tensor | tf.Tensor[] | tf.SymbolicTensor | tf.SymbolicTensor[]): tf.Tensor[] {
@@ -43,14 +47,14 @@ function asList(t: tf.Tensor | tf.Tensor[] | tf.SymbolicTensor | tf.SymbolicTens
  * The dual model's forward pass as plain TF.js ops that gradients can flow through: each tower's LayersModel
  * is run with `apply(inputs, {training})` (not `predict`, which detaches nothing but also checks batch sizes and
  * runs outside the gradient tape's reach when wrapped), then the scores model. Call it inside `tf.variableGrads`
- * / `tf.grads` or a `tf.tidy`.
+ * / `tf.grads` or a `tf.tidy`, after `await prepareBatch(model, batch)` (which reads the token ids and NaFlex grids
+ * on the host without a synchronous device read).
  */
 export function trainForward(
   model: SiglipModel,
   batch: PairBatch,
   opts: { training?: boolean } = {},
 ): TrainOutputs {
-  assertSyncReads();
   const { vision, text, scores } = model;
   if (!vision || !text || !scores) {
     throw new Error('trainForward: the model needs both towers and the scoring head');

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { SiglipModel } from '../model/siglip_model.js';
-import { type PairBatch, pairLoss } from './forward.js';
+import { type PairBatch, pairLoss, prepareBatch } from './forward.js';
 import { type Param, modelParams, paramKey } from './params.js';
 import { registerWasmTrainingKernels } from './wasm_kernels.js';
 import { withGradientTargets } from '../layers/kernels/recompute.js';
@@ -13,15 +13,18 @@ export interface LossAndGrads {
 
 /**
  * The loss of one batch and its gradient with respect to `params` (default: every weight of the model).
- * Every returned tensor belongs to the caller.
+ * Every returned tensor belongs to the caller. Asynchronous: what the forward pass needs on the host (token ids,
+ * NaFlex grids) is read first without a synchronous device read (`prepareBatch`), so it runs on every backend,
+ * webgpu in Node included; nothing else is read back (the loss stays a tensor).
  */
-export function lossAndGrads(
+export async function lossAndGrads(
   model: SiglipModel,
   batch: PairBatch,
   params: readonly Param[] = modelParams(model),
   lossFn: (m: SiglipModel, b: PairBatch) => tf.Scalar = (m, b) => pairLoss(m, b, true),
-): LossAndGrads {
+): Promise<LossAndGrads> {
   if (params.length === 0) throw new Error('lossAndGrads: no trainable parameters were given');
+  await prepareBatch(model, batch);
   registerWasmTrainingKernels();
   const vars = params.map((p) => p.variable.read() as tf.Variable);
   const byVarName = new Map(params.map((p, i) => [vars[i].name, p]));

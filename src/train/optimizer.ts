@@ -165,18 +165,48 @@ export class AdamW {
 }
 
 /**
- * Scales gradients so that their global L2 norm is at most `maxNorm` (as `torch.nn.utils.clip_grad_norm_`:
- * factor `maxNorm / (norm + 1e-6)` when it is below 1). Returns new tensors and the norm before clipping.
+ * The global L2 norm of `grads`, `sqrt(sum of every squared element)`, as a scalar tensor (nothing is read back).
+ * The per-tensor sums are stacked, not `tf.addN`ed: TF.js's webgpu AddN binds every input at once and fails (a
+ * validation error, and zeros) beyond the adapter's storage-buffer limit, while stack splits its inputs.
  */
-export function clipByGlobalNorm(
+export function globalNorm(grads: ReadonlyMap<string, tf.Tensor>): tf.Scalar {
+  return tf.tidy(
+    () =>
+      tf
+        .stack([...grads.values()].map((g) => g.square().sum()))
+        .sum()
+        .sqrt() as tf.Scalar,
+  );
+}
+
+/**
+ * Scales gradients so that their global L2 norm is at most `maxNorm` (as `torch.nn.utils.clip_grad_norm_`:
+ * factor `maxNorm / (norm + 1e-6)` when it is below 1), on the device: nothing is read back, so a training step
+ * never waits for the norm. Returns new tensors and the norm before clipping (a scalar the caller disposes).
+ */
+export function clipByGlobalNormOnDevice(
   grads: ReadonlyMap<string, tf.Tensor>,
   maxNorm: number,
-): { grads: Map<string, tf.Tensor>; norm: number } {
-  const norm = tf.tidy(() => tf.addN([...grads.values()].map((g) => g.square().sum())).sqrt());
-  const value = norm.dataSync()[0];
-  norm.dispose();
-  const factor = maxNorm / (value + 1e-6);
+): { grads: Map<string, tf.Tensor>; norm: tf.Scalar } {
+  if (!(maxNorm > 0)) throw new Error(`clipByGlobalNorm: maxNorm must be > 0, got ${maxNorm}`);
+  const norm = globalNorm(grads);
+  const factor = tf.tidy(() => tf.minimum(tf.scalar(1), tf.div(maxNorm, norm.add(1e-6))));
   const out = new Map<string, tf.Tensor>();
-  for (const [k, g] of grads) out.set(k, factor < 1 ? g.mul(factor) : g.clone());
-  return { grads: out, norm: value };
+  for (const [k, g] of grads) out.set(k, g.mul(factor));
+  factor.dispose();
+  return { grads: out, norm };
+}
+
+/**
+ * `clipByGlobalNormOnDevice`, then the norm read back asynchronously: returns new tensors and the norm before
+ * clipping.
+ */
+export async function clipByGlobalNorm(
+  grads: ReadonlyMap<string, tf.Tensor>,
+  maxNorm: number,
+): Promise<{ grads: Map<string, tf.Tensor>; norm: number }> {
+  const clipped = clipByGlobalNormOnDevice(grads, maxNorm);
+  const norm = (await clipped.norm.data())[0];
+  clipped.norm.dispose();
+  return { grads: clipped.grads, norm };
 }

@@ -1,12 +1,17 @@
 import * as tf from '@tensorflow/tfjs';
-import cliProgress from 'cli-progress';
 import type { SiglipModel } from '../model/siglip_model.js';
 import { type PairSource, disposeBatch, isPairArrays, iterateBatches } from './data.js';
 import { type EvalResult, evaluatePairs } from './evaluate.js';
 import type { PairBatch } from './forward.js';
 import { type FreezeOptions, trainableParams } from './freeze.js';
 import { lossAndGrads } from './grads.js';
-import { AdamW, type LrSchedule, clipByGlobalNorm, warmupCosine } from './optimizer.js';
+import {
+  AdamW,
+  type LrSchedule,
+  clipByGlobalNormOnDevice,
+  globalNorm,
+  warmupCosine,
+} from './optimizer.js';
 import type { Param } from './params.js';
 import { setGradientCheckpointing } from './recompute.js';
 
@@ -119,61 +124,77 @@ export class Trainer {
     if (!(Number.isInteger(acc) && acc >= 1)) {
       throw new Error(`accumulationSteps must be an integer >= 1, got ${acc}`);
     }
+    if (opts.maxGradNorm !== undefined && !(opts.maxGradNorm > 0)) {
+      throw new Error(`maxGradNorm must be > 0, got ${opts.maxGradNorm}`);
+    }
   }
 
   get accumulationSteps(): number {
     return this.opts.accumulationSteps ?? 1;
   }
 
-  /** One optimizer step over one batch, or over micro-batches whose gradients are averaged. */
-  step(microBatches: PairBatch | PairBatch[]): StepResult {
+  /**
+   * One optimizer step over one batch, or over micro-batches whose gradients are averaged. Asynchronous end to
+   * end: the token ids are read without a synchronous device read, the loss, the gradient norm and the clipping
+   * stay on the device, and the loss and norm are read back once, after the update has been queued. So a step
+   * runs on every backend (webgpu in Node and in browsers included) and never stalls a GPU in the middle.
+   */
+  async step(microBatches: PairBatch | PairBatch[]): Promise<StepResult> {
     const list = Array.isArray(microBatches) ? microBatches : [microBatches];
     if (list.length === 0) throw new Error('Trainer.step: no batch');
-    let sum: Map<string, tf.Tensor> | undefined;
-    let lossSum = 0;
+    let grads: Map<string, tf.Tensor> | undefined;
+    const losses: tf.Scalar[] = [];
+    let norm: tf.Scalar | undefined;
     let pairs = 0;
-    for (const b of list) {
-      const { loss, grads } = lossAndGrads(this.model, b, this.params, this.opts.lossFn);
-      lossSum += loss.dataSync()[0];
-      loss.dispose();
-      pairs += b.pixelValues.shape[0];
-      if (!sum) {
-        sum = grads;
-      } else {
-        for (const [k, g] of grads) {
-          const prev = sum.get(k) as tf.Tensor;
-          sum.set(k, prev.add(g));
-          tf.dispose([prev, g]);
+    try {
+      for (const b of list) {
+        const r = await lossAndGrads(this.model, b, this.params, this.opts.lossFn);
+        losses.push(r.loss);
+        pairs += b.pixelValues.shape[0];
+        if (!grads) {
+          grads = r.grads;
+        } else {
+          for (const [k, g] of r.grads) {
+            const prev = grads.get(k) as tf.Tensor;
+            grads.set(k, prev.add(g));
+            tf.dispose([prev, g]);
+          }
         }
       }
+      let g = grads as Map<string, tf.Tensor>;
+      if (list.length > 1) {
+        const mean = new Map([...g].map(([k, t]) => [k, t.div(list.length)]));
+        tf.dispose([...g.values()]);
+        g = grads = mean;
+      }
+      if (this.opts.maxGradNorm !== undefined) {
+        const clipped = clipByGlobalNormOnDevice(g, this.opts.maxGradNorm);
+        tf.dispose([...g.values()]);
+        g = grads = clipped.grads;
+        norm = clipped.norm;
+      } else {
+        norm = globalNorm(g);
+      }
+      const learningRate = this.optimizer.learningRate;
+      this.optimizer.applyGradients(this.params, g);
+      tf.dispose([...g.values()]);
+      grads = undefined;
+      // One read at the end: waits for the step's work, which also keeps the host from running ahead of a GPU.
+      const stacked = tf.stack([...losses, norm]);
+      const values = await stacked.data();
+      stacked.dispose();
+      let lossSum = 0;
+      for (let i = 0; i < list.length; i++) lossSum += values[i];
+      return {
+        step: this.optimizer.step,
+        loss: lossSum / list.length,
+        learningRate,
+        gradNorm: values[list.length],
+        pairs,
+      };
+    } finally {
+      tf.dispose([...losses, ...(norm ? [norm] : []), ...(grads ? [...grads.values()] : [])]);
     }
-    let grads = sum as Map<string, tf.Tensor>;
-    if (list.length > 1) {
-      const scaled = new Map([...grads].map(([k, g]) => [k, g.div(list.length)]));
-      tf.dispose([...grads.values()]);
-      grads = scaled;
-    }
-    let gradNorm: number;
-    if (this.opts.maxGradNorm !== undefined) {
-      const clipped = clipByGlobalNorm(grads, this.opts.maxGradNorm);
-      tf.dispose([...grads.values()]);
-      grads = clipped.grads;
-      gradNorm = clipped.norm;
-    } else {
-      const n = tf.tidy(() => tf.addN([...grads.values()].map((g) => g.square().sum())).sqrt());
-      gradNorm = n.dataSync()[0];
-      n.dispose();
-    }
-    const learningRate = this.optimizer.learningRate;
-    this.optimizer.applyGradients(this.params, grads);
-    tf.dispose([...grads.values()]);
-    return {
-      step: this.optimizer.step,
-      loss: lossSum / list.length,
-      learningRate,
-      gradNorm,
-      pairs,
-    };
   }
 
   /** Trains over `data` for `epochs` (default 1), evaluating on `evalData` when given. */
@@ -181,7 +202,9 @@ export class Trainer {
     const history: FitHistory = { steps: [], evals: [] };
     const epochs = opts.epochs ?? 1;
     const acc = this.accumulationSteps;
-    const showBar = opts.progress ?? Boolean(process.stderr.isTTY);
+    // `process` is absent in browsers: no bar there unless asked for (and then only where cli-progress loads).
+    const stderr = typeof process === 'undefined' ? undefined : process.stderr;
+    const showBar = opts.progress ?? Boolean(stderr?.isTTY);
     const perEpoch = isPairArrays(data)
       ? Math.floor(Math.ceil(data.pixelValues.shape[0] / opts.batchSize) / acc)
       : undefined;
@@ -189,12 +212,14 @@ export class Trainer {
       opts.maxSteps ?? Infinity,
       perEpoch !== undefined ? perEpoch * epochs : Infinity,
     );
-    const bar = showBar
+    // Loaded only for a bar: cli-progress is Node-only, and the trainer also runs in browsers.
+    const cliProgress = showBar ? (await import('cli-progress')).default : undefined;
+    const bar = cliProgress
       ? new cliProgress.SingleBar(
           {
             format:
               'train {bar} {value}/{total} | loss {loss} | lr {lr} | {rate} pairs/s | eta {eta_formatted}',
-            stream: process.stderr,
+            stream: stderr,
             hideCursor: false,
           },
           cliProgress.Presets.shades_classic,
@@ -205,9 +230,9 @@ export class Trainer {
     try {
       for (let epoch = 1; epoch <= epochs && !stop; epoch++) {
         let pending: PairBatch[] = [];
-        const run = () => {
+        const run = async () => {
           const t0 = performance.now();
-          const r = this.step(pending);
+          const r = await this.step(pending);
           const secs = (performance.now() - t0) / 1000;
           pending.forEach(disposeBatch);
           pending = [];
@@ -231,7 +256,7 @@ export class Trainer {
             continue;
           }
           pending.push(b);
-          if (pending.length === acc) run();
+          if (pending.length === acc) await run();
         }
         pending.forEach(disposeBatch);
         const every = opts.evalEvery ?? 1;

@@ -10,17 +10,17 @@ import { seededRandom } from '../../src/util/random.js';
  * along a seeded random unit direction (`sum(g * v)`) must equal the central difference
  * `(L(p + eps v) - L(p - eps v)) / 2 eps` within `rtol |g v| + atol`. Returns one line per disagreement.
  */
-export function centralDifferenceMismatches(
+export async function centralDifferenceMismatches(
   model: SiglipModel,
   batch: PairBatch,
   params: Param[],
   opts: { eps?: number; rtol?: number; atol?: number; seed?: number } = {},
-): string[] {
+): Promise<string[]> {
   const eps = opts.eps ?? 3e-2;
   const rtol = opts.rtol ?? 1e-2;
   const atol = opts.atol ?? 2e-5;
   const lossAt = () => tf.tidy(() => pairLoss(model, batch, false).dataSync()[0]);
-  const { loss, grads } = lossAndGrads(model, batch, params);
+  const { loss, grads } = await lossAndGrads(model, batch, params);
   const rand = seededRandom(opts.seed ?? 11);
   const rows: string[] = [];
   for (const p of params) {

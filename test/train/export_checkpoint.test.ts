@@ -105,7 +105,8 @@ describe('train: export to Hugging Face, LoRA, checkpoints', () => {
     ref.data.forEach((v, i) => assert.ok(Math.abs(d0[i] - v) < 1e-4, `logit ${i}`));
     const base = modelParams(model).map((p) => p.variable.read().dataSync().slice());
     const trainer = new Trainer(model, { params: lora.params, learningRate: 1e-2 });
-    const losses = [0, 1, 2].map(() => trainer.step(batch).loss);
+    const losses: number[] = [];
+    for (let i = 0; i < 3; i++) losses.push((await trainer.step(batch)).loss);
     assert.ok(losses[2] < losses[0]);
     modelParams(model).forEach((p, i) =>
       assert.deepEqual(p.variable.read().dataSync(), base[i], p.name),
@@ -131,12 +132,12 @@ describe('train: export to Hugging Face, LoRA, checkpoints', () => {
       totalSteps: 10,
       warmupSteps: 2,
     });
-    trainer.step(batch);
-    trainer.step(batch);
+    await trainer.step(batch);
+    await trainer.step(batch);
     const dir = mkdtempSync(join(tmpdir(), 'ckpt-'));
     const info = await saveTrainCheckpoint(dir, trainer, lora);
     assert.equal(info.step, 2);
-    const third = trainer.step(batch);
+    const third = await trainer.step(batch);
     const after = params.map((p) => p.variable.read().dataSync().slice());
 
     const fresh = await loadHfCheckpoint(fixture('siglip_tiny'), { onUnused: () => undefined });
@@ -149,7 +150,7 @@ describe('train: export to Hugging Face, LoRA, checkpoints', () => {
       warmupSteps: 2,
     });
     await loadTrainCheckpoint(dir, trainer2, lora2);
-    const third2 = trainer2.step(batch);
+    const third2 = await trainer2.step(batch);
     assert.equal(third2.step, 3);
     assert.equal(third2.learningRate, third.learningRate);
     assert.equal(third2.loss, third.loss);

@@ -1,7 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
 import { strict as assert } from 'node:assert';
-import { join } from 'node:path';
-import { readSafetensors } from '../../src/io/safetensors.js';
 import { loadHfCheckpoint } from '../../src/model/load_hf.js';
 import '../../src/model/naflex_vision_model.js';
 import type { SiglipModel } from '../../src/model/siglip_model.js';
@@ -11,6 +9,7 @@ import { type Param, modelParams, paramKey } from '../../src/train/params.js';
 import { setGradientCheckpointing } from '../../src/train/recompute.js';
 import { centralDifferenceMismatches } from '../helpers/central_difference.js';
 import { fixture } from '../helpers/fixtures.js';
+import { naflexBatch } from '../helpers/naflex_batch.js';
 
 // There is no loss/gradient fixture for NaFlex, so its gradients are checked against the loss itself: central
 // differences along a random direction, for the parameters only the NaFlex tower has (the resized position
@@ -24,27 +23,6 @@ const CHECKED = [
   'head/probe',
   'head/attention/in_proj/kernel',
 ];
-
-async function naflexBatch(): Promise<PairBatch> {
-  const inputs = await readSafetensors(join(fixture('siglip2_naflex_tiny'), 'inputs.safetensors'));
-  const get = (n: string) => {
-    const t = inputs.get(n);
-    assert.ok(t, n);
-    return t;
-  };
-  const px = get('pixel_values');
-  const mask = get('pixel_attention_mask');
-  const shapes = get('spatial_shapes');
-  const ids = get('input_ids');
-  const n = ids.shape[0]; // three texts: pair them with the first three images
-  const int = (d: ArrayLike<number | bigint>) => Int32Array.from(d, Number);
-  return tf.tidy(() => ({
-    pixelValues: tf.tensor(px.data as Float32Array, px.shape).slice(0, n),
-    pixelAttentionMask: tf.tensor(int(mask.data), mask.shape, 'int32').slice(0, n),
-    spatialShapes: tf.tensor(int(shapes.data), shapes.shape, 'int32').slice(0, n),
-    inputIds: tf.tensor(int(ids.data), ids.shape, 'int32'),
-  }));
-}
 
 describe('train: NaFlex gradients (central differences, masked patches)', () => {
   let model: SiglipModel;
@@ -75,16 +53,16 @@ describe('train: NaFlex gradients (central differences, masked patches)', () => 
   });
 
   for (const checkpointing of [false, true]) {
-    it(`directional derivatives equal central differences of the loss (checkpointing ${checkpointing})`, () => {
+    it(`directional derivatives equal central differences of the loss (checkpointing ${checkpointing})`, async () => {
       setGradientCheckpointing(model, checkpointing);
       // measured: agreement to about 1e-5 relative (1.7e-6 absolute at worst)
-      const rows = centralDifferenceMismatches(model, batch, params);
+      const rows = await centralDifferenceMismatches(model, batch, params);
       setGradientCheckpointing(model, false);
       assert.deepEqual(rows, []);
     });
   }
 
-  it('padded patches influence neither the loss nor any gradient', () => {
+  it('padded patches influence neither the loss nor any gradient', async () => {
     const mask = batch.pixelAttentionMask;
     assert.ok(mask);
     const noisy: PairBatch = {
@@ -95,8 +73,8 @@ describe('train: NaFlex gradients (central differences, masked patches)', () => 
         return batch.pixelValues.mul(keep).add(noise.mul(tf.sub(1, keep)));
       }),
     };
-    const a = lossAndGrads(model, batch, params);
-    const b = lossAndGrads(model, noisy, params);
+    const a = await lossAndGrads(model, batch, params);
+    const b = await lossAndGrads(model, noisy, params);
     assert.equal(a.loss.dataSync()[0], b.loss.dataSync()[0]);
     for (const p of params) {
       const ga = a.grads.get(paramKey(p));

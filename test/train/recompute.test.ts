@@ -17,9 +17,9 @@ import { lossGradFixtureBatch } from '../helpers/loss_grad_batch.js';
 const dir = () => fixture('siglip_tiny_loss_grad');
 
 /** Tape nodes recorded by the forward pass of the loss (what the backward pass keeps alive). */
-function tapeLength(model: SiglipModel, batch: PairBatch): number {
+async function tapeLength(model: SiglipModel, batch: PairBatch): Promise<number> {
   let nodes = 0;
-  const { loss, grads } = lossAndGrads(model, batch, undefined, (m, b) => {
+  const { loss, grads } = await lossAndGrads(model, batch, undefined, (m, b) => {
     const l = pairLoss(m, b, true);
     nodes = tf.engine().state.activeTape.length;
     return l;
@@ -43,7 +43,7 @@ describe('train: gradient checkpointing (recomputed encoder layers)', () => {
         const lora = LoraAdapters.attach(model, { rank: 4, seed: 3 });
         const batch = await lossGradFixtureBatch();
         const before = tf.memory().numTensors;
-        const { loss, grads } = lossAndGrads(model, batch, lora.params);
+        const { loss, grads } = await lossAndGrads(model, batch, lora.params);
         for (const e of lora.entries) {
           const hfName = `${e.tower}_model.${e.path.replace(/\//g, '.')}.weight`;
           const golden = expected.get(`grad.${hfName}`);
@@ -110,7 +110,11 @@ describe('train: gradient checkpointing (recomputed encoder layers)', () => {
     const batch = await lossGradFixtureBatch();
     for (const checkpointing of [false, true]) {
       setGradientCheckpointing(model, checkpointing);
-      assert.deepEqual(centralDifferenceMismatches(model, batch, params), [], `${checkpointing}`);
+      assert.deepEqual(
+        await centralDifferenceMismatches(model, batch, params),
+        [],
+        `${checkpointing}`,
+      );
     }
     tf.dispose([batch.pixelValues, batch.inputIds]);
     lora.remove();
@@ -121,9 +125,9 @@ describe('train: gradient checkpointing (recomputed encoder layers)', () => {
     await tf.setBackend('cpu');
     const model = await loadHfCheckpoint(dir(), { onUnused: () => undefined });
     const batch = await lossGradFixtureBatch();
-    const plain = tapeLength(model, batch);
+    const plain = await tapeLength(model, batch);
     assert.equal(setGradientCheckpointing(model, true), 2);
-    const recomputed = tapeLength(model, batch);
+    const recomputed = await tapeLength(model, batch);
     assert.ok(recomputed < plain / 2, `tape nodes ${recomputed} with, ${plain} without`);
     // Inference is unchanged: the same logits, nothing recorded.
     const a = tf.tidy(() => pairLoss(model, batch, false).dataSync()[0]);

@@ -72,16 +72,20 @@ describe('train: optimizer, schedule, clipping', () => {
     variable.dispose();
   });
 
-  it('clipByGlobalNorm scales to the max norm', () => {
+  it('clipByGlobalNorm scales to the max norm, and leaves smaller gradients as they are', async () => {
     const g = new Map([
       ['a', tf.tensor1d([3, 0])],
       ['b', tf.tensor1d([4])],
     ]);
-    const { grads, norm } = clipByGlobalNorm(g, 1);
+    const { grads, norm } = await clipByGlobalNorm(g, 1);
     assert.ok(Math.abs(norm - 5) < 1e-6);
     const a = grads.get('a')?.dataSync() ?? [];
     assert.ok(Math.abs(a[0] - 0.6) < 1e-6);
-    tf.dispose([...g.values(), ...grads.values()]);
+    const loose = await clipByGlobalNorm(g, 10);
+    assert.deepEqual(Array.from(loose.grads.get('b')?.dataSync() ?? []), [4]);
+    assert.ok(Math.abs(loose.norm - 5) < 1e-6);
+    await assert.rejects(() => clipByGlobalNorm(g, 0), /maxNorm must be > 0/);
+    tf.dispose([...g.values(), ...grads.values(), ...loose.grads.values()]);
   });
 
   it('recallAtK counts partners ranked within k', () => {
@@ -118,7 +122,7 @@ describe('train: Trainer on siglip_tiny', () => {
     const lr = 1e-3;
     const trainer = new Trainer(model, { learningRate: lr, weightDecay: 0, epsilon: 1e-12 });
     const before = new Map(modelParams(model).map((p) => [paramKey(p), p.variable.read().clone()]));
-    const r = trainer.step(batch);
+    const r = await trainer.step(batch);
     const refLoss = expected.get('loss')?.data[0] ?? NaN;
     assert.ok(Math.abs(r.loss - refLoss) < 1e-5, `${r.loss} vs ${refLoss}`);
     const deltas = new Map(
@@ -169,7 +173,7 @@ describe('train: Trainer on siglip_tiny', () => {
     const losses: number[] = [];
     let count = -1;
     for (let i = 0; i < 4; i++) {
-      losses.push(trainer.step(batch).loss);
+      losses.push((await trainer.step(batch)).loss);
       if (i === 0)
         count = tf.memory().numTensors; // moments are created by the first step
       else assert.equal(tf.memory().numTensors, count, `tensors after step ${i + 1}`);
@@ -187,8 +191,8 @@ describe('train: Trainer on siglip_tiny', () => {
     });
     const a = new Trainer(model, { learningRate: 1e-3, accumulationSteps: 2 });
     const b = new Trainer(other, { learningRate: 1e-3 });
-    const ra = a.step([batch, batch]);
-    const rb = b.step(batch);
+    const ra = await a.step([batch, batch]);
+    const rb = await b.step(batch);
     assert.ok(Math.abs(ra.loss - rb.loss) < 1e-6);
     assert.ok(Math.abs(ra.gradNorm - rb.gradNorm) < 1e-5 * rb.gradNorm);
     const pa = modelParams(model);
@@ -263,7 +267,7 @@ describe('train: Trainer on siglip_tiny', () => {
   it('lossAndGrads covers exactly the chosen parameters', async () => {
     const batch = await lossGradFixtureBatch();
     const params = trainableParams(model, { towers: ['vision', 'scores'] });
-    const { loss, grads } = lossAndGrads(model, batch, params);
+    const { loss, grads } = await lossAndGrads(model, batch, params);
     assert.equal(grads.size, params.length);
     assert.ok([...grads.keys()].every((k) => k.startsWith('text:')));
     tf.dispose([loss, ...grads.values(), batch.pixelValues, batch.inputIds]);

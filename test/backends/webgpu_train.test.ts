@@ -1,0 +1,97 @@
+/**
+ * Training on WebGPU in Node (Dawn; lavapipe without a GPU): the loss and every gradient of the tiny model equal the
+ * reference (siglip_tiny_loss_grad) with gradient checkpointing off and on, and Trainer steps lower the loss. TF.js's
+ * webgpu backend cannot read synchronously in Node, so this also proves the step reads only asynchronously. The
+ * token table of the tiny model fits the binding limit: the default (device) lookup is used.
+ */
+import * as tf from '@tensorflow/tfjs';
+import assert from 'node:assert/strict';
+import { useBackend } from '../../src/backends/index.js';
+import { checkLossGradFixture, formatComparisons } from '../../src/check/index.js';
+import { readSafetensors } from '../../src/io/safetensors.js';
+import { loadHfCheckpoint } from '../../src/model/load_hf.js';
+import { Trainer } from '../../src/train/trainer.js';
+import { fixture } from '../helpers/fixtures.js';
+import { lossGradFixtureBatch } from '../helpers/loss_grad_batch.js';
+import { skipUnavailable } from '../helpers/require_backend.js';
+
+/** The fixture's loss and the global L2 norm of all its golden gradients. */
+async function referenceLossAndNorm(): Promise<{ loss: number; norm: number }> {
+  const out = await readSafetensors(fixture('siglip_tiny_loss_grad', 'outputs.safetensors'));
+  let sq = 0;
+  for (const [name, t] of out) {
+    if (name.startsWith('grad.')) for (const v of t.data as Float32Array) sq += v * v;
+  }
+  return { loss: Number(out.get('loss')?.data[0]), norm: Math.sqrt(sq) };
+}
+
+describe('training on webgpu in Node (Dawn)', function () {
+  this.timeout(900000);
+
+  before(async function () {
+    try {
+      const r = await useBackend('webgpu');
+      console.log(`      ${r.reason}`);
+    } catch (e) {
+      skipUnavailable(this, 'webgpu', (e as Error).message);
+    }
+  });
+
+  after(async () => {
+    await useBackend('cpu');
+  });
+
+  for (const gradientCheckpointing of [false, true]) {
+    it(`siglip_tiny_loss_grad: the loss and every gradient equal the reference (checkpointing ${gradientCheckpointing})`, async () => {
+      const before = tf.memory().numTensors;
+      const rows = await checkLossGradFixture(fixture('siglip_tiny_loss_grad'), {
+        gradientCheckpointing,
+      });
+      assert.deepEqual(
+        rows.filter((r) => !r.ok),
+        [],
+        formatComparisons(rows),
+      );
+      assert.equal(rows.filter((r) => r.name.startsWith('grad.')).length, 88);
+      assert.equal(tf.memory().numTensors, before, 'tensors leaked');
+    });
+  }
+
+  it('Trainer steps (clipping, evaluation) lower the loss and leak nothing', async () => {
+    const model = await loadHfCheckpoint(fixture('siglip_tiny_loss_grad'), {
+      onUnused: () => undefined,
+    });
+    const batch = await lossGradFixtureBatch();
+    const trainer = new Trainer(model, { learningRate: 1e-3, maxGradNorm: 1 });
+    try {
+      const before = await trainer.evaluate(batch, 3);
+      const ref = await referenceLossAndNorm();
+      const losses: number[] = [];
+      const norms: number[] = [];
+      let count = -1;
+      for (let i = 0; i < 3; i++) {
+        const t0 = performance.now();
+        const r = await trainer.step(batch);
+        losses.push(r.loss);
+        norms.push(r.gradNorm);
+        console.log(
+          `      step ${i + 1}: loss ${r.loss.toFixed(4)}, grad norm ${r.gradNorm.toFixed(3)}, ` +
+            `${((performance.now() - t0) / 1000).toFixed(2)} s`,
+        );
+        if (i === 0) count = tf.memory().numTensors;
+        else assert.equal(tf.memory().numTensors, count, `tensors after step ${i + 1}`);
+      }
+      // The first step's loss and gradient norm are the reference's (the norm of every golden gradient).
+      assert.ok(Math.abs(losses[0] - ref.loss) < 1e-4, `loss ${losses[0]} vs ${ref.loss}`);
+      assert.ok(Math.abs(norms[0] - ref.norm) < 1e-3 * ref.norm, `norm ${norms[0]} vs ${ref.norm}`);
+      assert.ok(Math.abs(before.loss - ref.loss) < 1e-4, `evaluate ${before.loss} vs ${ref.loss}`);
+      assert.ok(losses[2] < losses[0], `losses ${losses.join(' ')}`);
+      const after = await trainer.evaluate(batch, 3);
+      assert.ok(after.loss < before.loss, `held-out loss ${before.loss} -> ${after.loss}`);
+    } finally {
+      trainer.dispose();
+      tf.dispose([batch.pixelValues, batch.inputIds]);
+      model.dispose();
+    }
+  });
+});
