@@ -18,8 +18,16 @@ await build({
   target: 'es2022',
   outdir: out,
   sourcemap: true,
-  // Node-only code paths are behind dynamic imports that a browser never takes.
-  external: ['node:*', 'sharp', 'webgpu', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu'],
+  // Node-only code paths are behind dynamic imports that a browser never takes (cli-progress: the trainer's
+  // terminal progress bar).
+  external: [
+    'node:*',
+    'sharp',
+    'webgpu',
+    '@tensorflow/tfjs-node',
+    '@tensorflow/tfjs-node-gpu',
+    'cli-progress',
+  ],
   logLevel: 'warning',
 });
 const wasmDir = join(

@@ -23,3 +23,16 @@ export * from './processors/resize.js';
 export * from './processors/decode_browser.js';
 export * from './processors/load.js';
 export * from './pipeline/index.js';
+// Fine-tuning (the training step reads nothing synchronously, so it runs on webgpu and wasm in the page). Saving
+// training checkpoints and exporting to a Hugging Face folder write files: Node only.
+export * from './train/loss.js';
+export * from './train/forward.js';
+export * from './train/params.js';
+export * from './train/grads.js';
+export * from './train/optimizer.js';
+export * from './train/data.js';
+export * from './train/evaluate.js';
+export * from './train/freeze.js';
+export * from './train/trainer.js';
+export * from './train/lora.js';
+export * from './train/recompute.js';

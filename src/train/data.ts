@@ -1,5 +1,4 @@
 import * as tf from '@tensorflow/tfjs';
-import { parse as parseCsv } from 'csv-parse/sync';
 import type { PairBatch } from './forward.js';
 import { seededRandom } from '../util/random.js';
 
@@ -114,9 +113,10 @@ export interface CaptionRecord {
  * columns `file` and `caption` (quoted fields as RFC 4180). Paths come back resolved against the file's folder.
  */
 export async function readCaptions(path: string): Promise<CaptionRecord[]> {
-  // Node-only, imported here so that the training API bundles for the browser (see src/web.ts).
+  // Node-only (csv-parse needs Buffer), imported here so that the training API bundles for the browser (src/web.ts).
   const { promises: fsp } = await import('node:fs');
   const { dirname, extname, isAbsolute, join } = await import('node:path');
+  const { parse: parseCsv } = await import('csv-parse/sync');
   const text = await fsp.readFile(path, 'utf8').catch((e: Error) => {
     throw new Error(`${path}: cannot read the captions file (${e.message})`, { cause: e });
   });

@@ -202,9 +202,9 @@ export class Trainer {
     const history: FitHistory = { steps: [], evals: [] };
     const epochs = opts.epochs ?? 1;
     const acc = this.accumulationSteps;
-    // `process` is absent in browsers: no bar there unless asked for (and then only where cli-progress loads).
+    // `process` is absent in browsers: no terminal, no bar there.
     const stderr = typeof process === 'undefined' ? undefined : process.stderr;
-    const showBar = opts.progress ?? Boolean(stderr?.isTTY);
+    const showBar = stderr !== undefined && (opts.progress ?? Boolean(stderr.isTTY));
     const perEpoch = isPairArrays(data)
       ? Math.floor(Math.ceil(data.pixelValues.shape[0] / opts.batchSize) / acc)
       : undefined;
