@@ -1,7 +1,8 @@
 // Times one training step (forward + backward + AdamW update) at batch 8 on the wasm backend, random weights,
 // and reports the peak resident memory (maxRSS, which includes the wasm heap).
 //
-//   node dist/bench/train.js <config-folder> <mode> [--batch 8] [--backend wasm] [--steps 2] [--no-checkpointing]
+//   node dist/bench/train.js <config-folder> <mode> [--batch 8] [--backend wasm] [--threads n] [--steps 2]
+//     [--no-checkpointing]
 // stepSeconds is the mean of the steps after the first.
 // modes: full        both towers, every weight trained (AdamW state for all)
 //        full-frozen-tokens   both towers, token embedding frozen
@@ -11,6 +12,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import '@tensorflow/tfjs-backend-wasm';
+import { type BackendName, useBackend } from '../src/backends/index.js';
 import { readConfig } from '../src/model/load_hf.js';
 import { SiglipModel } from '../src/model/siglip_model.js';
 import { sigmoidLoss } from '../src/train/loss.js';
@@ -34,8 +36,10 @@ async function main(): Promise<void> {
   const steps = Math.max(2, Number(arg('--steps', '2')));
   const backend = arg('--backend', 'wasm');
   const gradientCheckpointing = !process.argv.includes('--no-checkpointing');
-  await tf.setBackend(backend);
-  await tf.ready();
+  // useBackend: webgpu in Node needs Dawn set up first (and lavapipe without a GPU).
+  const threads = process.argv.includes('--threads') ? Number(arg('--threads', '0')) : undefined;
+  const report = await useBackend(backend as BackendName, { threads });
+  console.error(report.reason);
   tf.enableProdMode();
   const config = await readConfig(dir);
   const towers = mode.startsWith('vision') ? 'vision' : mode.startsWith('text') ? 'text' : 'both';
@@ -123,8 +127,8 @@ async function main(): Promise<void> {
       gradientCheckpointing,
       trainableParams: trainable,
       buildSeconds: +buildS.toFixed(1),
-      firstStepSeconds: +times[0].toFixed(2),
-      stepSeconds: +(times.slice(1).reduce((a, b) => a + b, 0) / (steps - 1)).toFixed(2),
+      firstStepSeconds: +times[0].toFixed(3),
+      stepSeconds: +(times.slice(1).reduce((a, b) => a + b, 0) / (steps - 1)).toFixed(3),
       steps,
       peakRssGiB: +maxRssGiB.toFixed(2),
       wasmHeapGiB: wasmHeapGiB(),
@@ -134,3 +138,4 @@ async function main(): Promise<void> {
 }
 
 await main();
+process.exit(0); // Dawn (webgpu in Node) keeps the event loop alive
