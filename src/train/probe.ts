@@ -123,9 +123,16 @@ export class LinearProbe {
     return this.model.predict(embeds) as tf.Tensor2D;
   }
 
-  /** Fraction of `labels` predicted correctly. */
-  accuracy(embeds: tf.Tensor2D, labels: number[]): number {
-    const pred = tf.tidy(() => this.predict(embeds).argMax(-1).dataSync());
+  /** Fraction of `labels` predicted correctly (read asynchronously: works on webgpu in Node too). */
+  async accuracy(embeds: tf.Tensor2D, labels: number[]): Promise<number> {
+    if (labels.length !== embeds.shape[0]) {
+      throw new Error(
+        `LinearProbe.accuracy: ${embeds.shape[0]} embeddings but ${labels.length} labels`,
+      );
+    }
+    const best = tf.tidy(() => this.predict(embeds).argMax(-1));
+    const pred = await best.data();
+    best.dispose();
     return labels.filter((l, i) => pred[i] === l).length / labels.length;
   }
 

@@ -10,6 +10,7 @@ import { useBackend } from '../../src/backends/index.js';
 import { checkLossGradFixture, formatComparisons } from '../../src/check/index.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
 import { loadHfCheckpoint } from '../../src/model/load_hf.js';
+import { LinearProbe } from '../../src/train/probe.js';
 import { Trainer } from '../../src/train/trainer.js';
 import { fixture } from '../helpers/fixtures.js';
 import { lossGradFixtureBatch } from '../helpers/loss_grad_batch.js';
@@ -92,6 +93,25 @@ describe('training on webgpu in Node (Dawn)', function () {
       trainer.dispose();
       tf.dispose([batch.pixelValues, batch.inputIds]);
       model.dispose();
+    }
+  });
+
+  it('a linear probe fits and scores (accuracy read asynchronously)', async () => {
+    // two classes on either side of a plane: separable, so the probe gets them all
+    const x = tf.tidy(() => {
+      const r = tf.randomNormal([24, 8], 0, 1, 'float32', 3);
+      const sign = tf
+        .tensor1d(Array.from({ length: 24 }, (_, i) => (i % 2 ? 3 : -3)))
+        .expandDims(1);
+      return r.add(sign.mul(tf.oneHot([0], 8))) as tf.Tensor2D;
+    });
+    const labels = Array.from({ length: 24 }, (_, i) => i % 2);
+    const probe = await LinearProbe.fit(x, labels, 2, { epochs: 60, learningRate: 0.1 });
+    try {
+      assert.equal(await probe.accuracy(x, labels), 1);
+    } finally {
+      probe.dispose();
+      x.dispose();
     }
   });
 });

@@ -30,7 +30,8 @@ describe('train: linear probe', () => {
       epochs: 200,
       learningRate: 0.05,
     });
-    assert.equal(probe.accuracy(embeds, labels), 1);
+    assert.equal(await probe.accuracy(embeds, labels), 1);
+    await assert.rejects(() => probe.accuracy(embeds, [0]), /embeddings but 1 labels/);
     await assert.rejects(() => LinearProbe.fit(embeds, [0], 2), /labels/);
     probe.dispose();
     tf.dispose([pixels, embeds]);
