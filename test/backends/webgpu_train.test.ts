@@ -10,10 +10,18 @@ import { useBackend } from '../../src/backends/index.js';
 import { checkLossGradFixture, formatComparisons } from '../../src/check/index.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
 import { loadHfCheckpoint } from '../../src/model/load_hf.js';
+import '../../src/model/naflex_vision_model.js';
+import type { SiglipModel } from '../../src/model/siglip_model.js';
+import type { PairBatch } from '../../src/train/forward.js';
+import { lossAndGrads } from '../../src/train/grads.js';
+import { LoraAdapters } from '../../src/train/lora.js';
+import type { Param } from '../../src/train/params.js';
 import { LinearProbe } from '../../src/train/probe.js';
+import { setGradientCheckpointing } from '../../src/train/recompute.js';
 import { Trainer } from '../../src/train/trainer.js';
 import { fixture } from '../helpers/fixtures.js';
 import { lossGradFixtureBatch } from '../helpers/loss_grad_batch.js';
+import { naflexBatch } from '../helpers/naflex_batch.js';
 import { skipUnavailable } from '../helpers/require_backend.js';
 
 /** The fixture's loss and the global L2 norm of all its golden gradients. */
@@ -113,5 +121,96 @@ describe('training on webgpu in Node (Dawn)', function () {
       probe.dispose();
       x.dispose();
     }
+  });
+
+  /** The gradients of `setup`'s parameters on `backend` (read back), with the loss. */
+  async function gradsOn(
+    backend: 'cpu' | 'webgpu',
+    setup: () => Promise<{
+      model: SiglipModel;
+      batch: PairBatch;
+      params?: Param[];
+      done?: () => void;
+    }>,
+  ): Promise<{ loss: number; grads: Map<string, Float32Array> }> {
+    await useBackend(backend);
+    const { model, batch, params, done } = await setup();
+    try {
+      const r = await lossAndGrads(model, batch, params);
+      const grads = new Map<string, Float32Array>();
+      for (const [k, g] of r.grads) grads.set(k, (await g.data()) as Float32Array);
+      const loss = (await r.loss.data())[0];
+      tf.dispose([r.loss, ...r.grads.values()]);
+      return { loss, grads };
+    } finally {
+      tf.dispose(Object.values(batch).filter((t): t is tf.Tensor => t instanceof tf.Tensor));
+      done?.();
+      model.dispose();
+      await useBackend('webgpu');
+    }
+  }
+
+  /** Every gradient within the fixture's tolerance (1e-3 of the tensor's max|grad|, 1e-6 absolute floor). */
+  function gradientMismatches(
+    got: Map<string, Float32Array>,
+    want: Map<string, Float32Array>,
+  ): string[] {
+    assert.deepEqual([...got.keys()].sort(), [...want.keys()].sort());
+    const bad: string[] = [];
+    for (const [k, w] of want) {
+      const g = got.get(k) as Float32Array;
+      let max = 0;
+      let diff = 0;
+      for (let i = 0; i < w.length; i++) {
+        max = Math.max(max, Math.abs(w[i]));
+        diff = Math.max(diff, Math.abs(g[i] - w[i]));
+      }
+      if (!(diff <= Math.max(1e-3 * max, 1e-6))) bad.push(`${k}: ${diff} (max|grad| ${max})`);
+    }
+    return bad;
+  }
+
+  for (const gradientCheckpointing of [false, true]) {
+    it(`NaFlex (masked patches, resized positions): gradients equal the cpu backend's (checkpointing ${gradientCheckpointing})`, async () => {
+      const setup = async () => {
+        const model = await loadHfCheckpoint(fixture('siglip2_naflex_tiny'), {
+          onUnused: () => undefined,
+        });
+        setGradientCheckpointing(model, gradientCheckpointing);
+        return { model, batch: await naflexBatch() };
+      };
+      const want = await gradsOn('cpu', setup);
+      const got = await gradsOn('webgpu', setup);
+      assert.ok(Math.abs(got.loss - want.loss) < 1e-4, `loss ${got.loss} vs ${want.loss}`);
+      assert.deepEqual(gradientMismatches(got.grads, want.grads), []);
+    });
+  }
+
+  it("LoRA adapters with gradient checkpointing: gradients equal the cpu backend's", async () => {
+    const setup = async () => {
+      const model = await loadHfCheckpoint(fixture('siglip_tiny_loss_grad'), {
+        onUnused: () => undefined,
+      });
+      setGradientCheckpointing(model, true);
+      const lora = LoraAdapters.attach(model, { rank: 2, alpha: 4, seed: 5 });
+      // B starts at zero (dA = 0): give it values so that both adapters get a gradient.
+      for (const p of lora.params) {
+        if (p.name.endsWith('lora_b')) {
+          const b = tf.randomNormal(p.variable.shape as number[], 0, 0.1, 'float32', 9);
+          p.variable.write(b);
+          b.dispose();
+        }
+      }
+      return {
+        model,
+        batch: await lossGradFixtureBatch(),
+        params: lora.params,
+        done: () => lora.remove(),
+      };
+    };
+    const want = await gradsOn('cpu', setup);
+    const got = await gradsOn('webgpu', setup);
+    assert.ok(Math.abs(got.loss - want.loss) < 1e-4, `loss ${got.loss} vs ${want.loss}`);
+    assert.deepEqual(gradientMismatches(got.grads, want.grads), []);
   });
 });
