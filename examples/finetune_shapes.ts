@@ -2,9 +2,10 @@
 // weights on a synthetic task: images of coloured shapes, captions like "a small red circle". Prints the loss
 // falling and the held-out retrieval recall rising. Runs in well under a minute on the wasm backend.
 //
-//   node dist/examples/finetune_shapes.js [--backend cpu|wasm] [--epochs N]
+//   node dist/examples/finetune_shapes.js [--backend cpu|wasm|webgpu] [--epochs N]
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
+import { useBackend } from '../src/backends/index.js';
 import { parseConfig } from '../src/model/config.js';
 import { SiglipModel } from '../src/model/siglip_model.js';
 import { Trainer } from '../src/train/trainer.js';
@@ -125,8 +126,12 @@ async function main(): Promise<void> {
   };
   const backend = opt('--backend', 'wasm');
   const epochs = Number(opt('--epochs', '12'));
-  await tf.setBackend(backend);
-  await tf.ready();
+  if (backend === 'webgpu') {
+    await useBackend('webgpu'); // Dawn in Node (lavapipe without a GPU)
+  } else {
+    await tf.setBackend(backend);
+    await tf.ready();
+  }
   tf.enableProdMode();
   tf.randomNormal([1], 0, 1, 'float32', 7).dispose();
   const model = SiglipModel.build(parseConfig(TINY_CONFIG, 'TINY_CONFIG'), {
@@ -194,4 +199,5 @@ async function main(): Promise<void> {
 
 if (process.argv[1]?.endsWith('finetune_shapes.js')) {
   await main();
+  process.exit(process.exitCode ?? 0); // Dawn (webgpu in Node) keeps the event loop alive
 }
