@@ -7,11 +7,13 @@ import * as tf from '@tensorflow/tfjs';
 import { setAdapterBindingLimit } from './binding.js';
 import { isNode } from './env.js';
 import type { ModuleImporter } from './tensorflow.js';
+import { BackendUnavailableError } from './unavailable.js';
 
 export { MAX_BINDING_ENV, assertFitsBinding, bindingLimit, forceBindingLimit } from './binding.js';
 export { DEFAULT_SHARD_BYTES, shardTable, shardedGather } from './sharded_gather.js';
 export { TensorflowBackendUnavailable, loadTensorflowBackend } from './tensorflow.js';
 export type { ModuleImporter } from './tensorflow.js';
+export { BackendUnavailableError } from './unavailable.js';
 
 export type BackendName = 'cpu' | 'wasm' | 'webgpu' | 'tensorflow';
 
@@ -155,7 +157,7 @@ async function useWasm(opts: UseBackendOptions): Promise<BackendReport> {
 }
 
 async function useWebGPU(probe: WebGPUProbe | string): Promise<BackendReport> {
-  if (typeof probe === 'string') throw new Error(`useBackend('webgpu'): ${probe}`);
+  if (typeof probe === 'string') throw new BackendUnavailableError('webgpu', probe);
   // Imported only now: the package registers its backend at import time, and only if navigator.gpu exists.
   await import('@tensorflow/tfjs-backend-webgpu');
   if (tf.findBackendFactory('webgpu') === null) {
@@ -178,10 +180,12 @@ async function useWebGPU(probe: WebGPUProbe | string): Promise<BackendReport> {
 }
 
 async function useTensorflow(opts: UseBackendOptions): Promise<BackendReport> {
-  if (!isNode())
-    throw new Error(
-      "useBackend('tensorflow'): the native TensorFlow backend only exists in Node.js",
+  if (!isNode()) {
+    throw new BackendUnavailableError(
+      'tensorflow',
+      'the native TensorFlow backend only exists in Node.js',
     );
+  }
   const { loadTensorflowBackend } = await import('./tensorflow.js');
   const pkg = await loadTensorflowBackend(opts.importer);
   await activate('tensorflow');
@@ -195,9 +199,8 @@ async function useAuto(opts: UseBackendOptions): Promise<BackendReport> {
       const r = await useTensorflow(opts);
       return { ...r, reason: `auto: ${r.reason}` };
     } catch (e) {
-      const msg = (e as Error).message;
       skipped.push(
-        `tensorflow: ${/neither could be/.test(msg) ? 'tfjs-node(-gpu) not installed' : msg.split('\n')[0]}`,
+        `tensorflow: ${e instanceof BackendUnavailableError ? e.why : (e as Error).message.split('\n')[0]}`,
       );
     }
   }
@@ -228,7 +231,8 @@ async function useAuto(opts: UseBackendOptions): Promise<BackendReport> {
 /**
  * Makes `name` the active TF.js backend and reports what was chosen and why. 'auto' picks the fastest available:
  * tensorflow (when tfjs-node(-gpu) is installed), else webgpu on a real GPU, else wasm (CPU-emulated WebGPU such
- * as lavapipe or SwiftShader is slower than wasm). Throws an error saying what is missing when `name` cannot run.
+ * as lavapipe or SwiftShader is slower than wasm). Throws a {@link BackendUnavailableError} saying what is missing
+ * when `name` cannot run here, and a plain Error when it is available but fails to start.
  */
 export async function useBackend(
   name: BackendName | 'auto',

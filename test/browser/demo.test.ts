@@ -14,14 +14,9 @@ import { startStaticServer, type StaticServer } from '../../src/browser/server.j
 import { formatComparisons } from '../../src/check/compare.js';
 import { loadSiglip } from '../../src/loader/load.js';
 import '../../src/loader/node.js';
-import {
-  compareRuns,
-  PARITY_OUTPUTS,
-  type ParityOutputs,
-  runInChromium,
-} from '../../src/parity/run.js';
+import { HF_OUTPUT_NAMES } from '../../src/model/siglip_model.js';
+import { compareRuns, readFixtureCase, runInChromium } from '../../src/parity/index.js';
 import { SiglipPipeline } from '../../src/pipeline/index.js';
-import { readSafetensors } from '../../src/io/safetensors.js';
 import { fixture, REPO_ROOT } from '../helpers/fixtures.js';
 import { convertTinyModel, type TinyModel } from './tiny_model.js';
 
@@ -46,14 +41,8 @@ describe('browser build in headless Chromium: tiny model and demo page', functio
   after(() => tiny?.cleanup());
 
   it('runs the converted tiny fixture on webgpu and wasm within the fixture tolerance', async () => {
-    const ins = await readSafetensors(fixture('siglip_tiny', 'inputs.safetensors'));
-    const outs = await readSafetensors(fixture('siglip_tiny', 'outputs.safetensors'));
-    const px = ins.get('pixel_values')!;
-    const ids = ins.get('input_ids')!;
-    const runs = await runInChromium(['webgpu', 'wasm'], tiny.dir, {
-      pixelValues: { data: px.data as Float32Array, shape: px.shape },
-      inputIds: { data: Int32Array.from(ids.data as ArrayLike<number>), shape: ids.shape },
-    });
+    const { inputs, golden } = await readFixtureCase(fixture('siglip_tiny'));
+    const runs = await runInChromium(['webgpu', 'wasm'], tiny.dir, inputs);
     for (const r of runs) console.log(`      ${r.backend}: ${r.reason}`);
     assert.deepEqual(
       runs.map((r) => [r.backend, r.outputs !== undefined]),
@@ -64,14 +53,9 @@ describe('browser build in headless Chromium: tiny model and demo page', functio
       runs.map((r) => r.reason).join('\n'),
     );
     assert.match(runs[0].reason, /webgpu/);
-    const golden: ParityOutputs = {};
-    for (const n of PARITY_OUTPUTS) {
-      const o = outs.get(n)!;
-      golden[n] = { data: o.data as Float32Array, shape: o.shape };
-    }
     const rows = compareRuns(runs, golden, { atol: 1e-4, rtol: 1e-4 });
     const vsFixture = rows.filter((r) => r.b === 'fixture');
-    assert.equal(vsFixture.length, 2 * PARITY_OUTPUTS.length);
+    assert.equal(vsFixture.length, 2 * HF_OUTPUT_NAMES.length);
     const bad = rows.filter((r) => !r.comparison.ok);
     assert.deepEqual(
       bad.map((r) => `${r.a} vs ${r.b}: ${r.output}`),
