@@ -7,7 +7,7 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
-import type { BackendName } from '../backends/index.js';
+import { type BackendName, useBackend } from '../backends/index.js';
 import type { Tolerance } from '../check/compare.js';
 import { parseConfig } from '../model/config.js';
 import { type BrowserBackend, runInChromium } from './chromium.js';
@@ -44,6 +44,8 @@ async function convertedModel(dir: string): Promise<{ dir: string; cleanup: () =
     );
   }
   const tmp = mkdtempSync(join(os.tmpdir(), 'siglip2-parity-'));
+  // The converter builds the model on the active backend: make it one that is initialized (every run selects its own).
+  await useBackend('cpu');
   const { convertCheckpoint } = await import('../../converter/convert.js');
   await convertCheckpoint(dir, join(tmp, 'model'), { dtype: 'float32' });
   return { dir: join(tmp, 'model'), cleanup: () => rmSync(tmp, { recursive: true, force: true }) };
