@@ -19,6 +19,7 @@ import {
   runWorkload,
   type WorkloadResult,
 } from './workload.js';
+import { skipBecause } from '../helpers/require_backend.js';
 
 describe('backends: useBackend', () => {
   let reference: WorkloadResult;
@@ -133,7 +134,7 @@ describe('backends: tensorflow (tfjs-node) is optional', () => {
     } catch {
       installed = false;
     }
-    if (installed) this.skip();
+    if (installed) skipBecause(this, '@tensorflow/tfjs-node is installed here');
     await assert.rejects(useBackend('tensorflow'), /npm install @tensorflow\/tfjs-node/);
   });
 });

@@ -6,6 +6,7 @@ import { compareArrays } from '../../src/check/compare.js';
 import { pattern } from '../backends/workload.js';
 import type { BrowserTestApi } from './entry.js';
 import { browserUnavailable, startBrowser, type BrowserHarness } from './harness.js';
+import { skipUnavailable } from '../helpers/require_backend.js';
 
 const [M, K, N] = [64, 128, 96];
 
@@ -16,11 +17,8 @@ describe('browser (headless Chromium)', function () {
   const b = pattern(K * N, 12, 0.5);
 
   before(async function () {
-    const why = browserUnavailable();
-    if (why !== undefined) {
-      console.log(`      skipping browser tests: ${why}`);
-      this.skip();
-    }
+    const why = await browserUnavailable();
+    if (why !== undefined) skipUnavailable(this, ['chromium-webgpu', 'chromium-wasm'], why);
     await tf.setBackend('cpu');
     const c = tf.tidy(() => tf.matMul(tf.tensor2d(a, [M, K]), tf.tensor2d(b, [K, N])));
     expected = (await c.data()) as Float32Array;

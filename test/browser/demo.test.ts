@@ -19,6 +19,7 @@ import { compareRuns, readFixtureCase, runInChromium } from '../../src/parity/in
 import { SiglipPipeline } from '../../src/pipeline/index.js';
 import { fixture, REPO_ROOT } from '../helpers/fixtures.js';
 import { convertTinyModel, type TinyModel } from './tiny_model.js';
+import { skipUnavailable } from '../helpers/require_backend.js';
 
 const WEB = join(REPO_ROOT, 'dist', 'web');
 export const SCREENSHOT = join(REPO_ROOT, 'dist', 'demo-screenshot.png');
@@ -31,10 +32,7 @@ describe('browser build in headless Chromium: tiny model and demo page', functio
     const why =
       (await chromiumUnavailable()) ??
       (existsSync(join(WEB, 'siglip2.js')) ? undefined : 'dist/web not built (npm run build:web)');
-    if (why !== undefined) {
-      console.log(`      skipping: ${why}`);
-      this.skip();
-    }
+    if (why !== undefined) skipUnavailable(this, ['chromium-webgpu', 'chromium-wasm'], why);
     tiny = await convertTinyModel();
   });
 
