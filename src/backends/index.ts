@@ -30,7 +30,7 @@ export interface BackendReport {
   name: BackendName;
   /** One line: what was chosen and why. */
   reason: string;
-  /** wasm: the threads the backend actually runs. */
+  /** wasm: the threads the backend actually runs (in a browser, counted from its running workers). */
   threads?: number;
   /** webgpu: the adapter. */
   adapterInfo?: AdapterInfo;
@@ -39,7 +39,10 @@ export interface BackendReport {
 }
 
 export interface UseBackendOptions {
-  /** wasm threads (default: all logical cores in Node; the package default in browsers). */
+  /**
+   * wasm threads (default: all logical cores). In a browser at most navigator.hardwareConcurrency, and 1 unless the
+   * page is cross-origin isolated. Applies when the wasm backend starts (the first time in a browser page).
+   */
   threads?: number;
   /** Browser: where the tfjs-backend-wasm .wasm files are served (passed to setWasmPaths). */
   wasmPaths?: string;
@@ -145,14 +148,21 @@ async function useWasm(opts: UseBackendOptions): Promise<BackendReport> {
       reason: `wasm (SIMD) with ${actual} thread${actual > 1 ? 's' : ''} (${opts.threads === undefined ? `default: ${cores} logical cores` : 'requested'})`,
     };
   }
+  const { planBrowserWasm, runningWasmThreads, withHardwareConcurrency } = await import(
+    './wasm_browser.js'
+  );
+  const plan = planBrowserWasm(opts.threads);
   if (opts.wasmPaths !== undefined) wasm.setWasmPaths(opts.wasmPaths);
-  if (opts.threads !== undefined) wasm.setThreadsCount(opts.threads);
-  await activate('wasm');
-  const actual = wasm.getThreadsCount();
+  wasm.setThreadsCount(plan.threads);
+  await withHardwareConcurrency(2 * plan.threads, () => activate('wasm'));
+  const actual = runningWasmThreads() ?? wasm.getThreadsCount();
+  const why = plan.isolated
+    ? `${opts.threads === undefined ? 'default: all' : `${opts.threads} requested of`} ${plan.cores} logical cores`
+    : 'the page is not cross-origin isolated: serve it with COOP/COEP headers for threads';
   return {
     name: 'wasm',
     threads: actual,
-    reason: `wasm with ${actual} thread${actual > 1 ? 's' : ''}`,
+    reason: `wasm with ${actual} thread${actual > 1 ? 's' : ''} (${why})`,
   };
 }
 

@@ -60,9 +60,29 @@ describe('browser (headless Chromium)', function () {
     assert.ok(cmp.ok, `maxAbs ${cmp.maxAbs}; console: ${harness.console.join(' | ')}`);
   });
 
-  it('wasm gives the cpu matMul within 2e-4', async () => {
+  it('wasm runs every core of this machine as a thread (the package alone would run half) and gives the cpu matMul within 2e-4', async () => {
     const { report, out } = await matMulIn('wasm');
     assert.equal(report.name, 'wasm');
+    const page = await harness.page.evaluate(() => {
+      const backend = (
+        globalThis as unknown as { siglip2Test: BrowserTestApi }
+      ).siglip2Test.tf.backend() as unknown as {
+        wasm: { tfjs: { getThreadsCount(): number }; PThread: { runningWorkers: unknown[] } };
+      };
+      return {
+        cores: navigator.hardwareConcurrency,
+        isolated: crossOriginIsolated,
+        pool: backend.wasm.tfjs.getThreadsCount(),
+        workers: backend.wasm.PThread.runningWorkers.length,
+      };
+    });
+    // the server sends COOP/COEP, so the page may run threads; the real core count is restored after start-up
+    assert.equal(page.isolated, true);
+    assert.ok(page.cores >= 2, `this test needs 2 cores, the page sees ${page.cores}`);
+    assert.equal(report.threads, page.cores, report.reason);
+    assert.equal(page.pool, page.cores, 'XNNPACK thread pool size');
+    assert.equal(page.workers, page.cores - 1, 'pthread workers running beside the page thread');
+    assert.match(report.reason, new RegExp(`^wasm with ${page.cores} threads \\(default: all ${page.cores} logical cores\\)$`));
     const cmp = compareArrays('wasm matMul', out, expected, [M, N], { atol: 2e-4, rtol: 0 });
     assert.ok(cmp.ok, `maxAbs ${cmp.maxAbs}; console: ${harness.console.join(' | ')}`);
   });
