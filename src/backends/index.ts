@@ -148,9 +148,8 @@ async function useWasm(opts: UseBackendOptions): Promise<BackendReport> {
       reason: `wasm (SIMD) with ${actual} thread${actual > 1 ? 's' : ''} (${opts.threads === undefined ? `default: ${cores} logical cores` : 'requested'})`,
     };
   }
-  const { planBrowserWasm, runningWasmThreads, withHardwareConcurrency } = await import(
-    './wasm_browser.js'
-  );
+  const { planBrowserWasm, runningWasmThreads, withHardwareConcurrency } =
+    await import('./wasm_browser.js');
   const plan = planBrowserWasm(opts.threads);
   if (opts.wasmPaths !== undefined) wasm.setWasmPaths(opts.wasmPaths);
   wasm.setThreadsCount(plan.threads);

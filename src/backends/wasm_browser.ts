@@ -26,7 +26,10 @@ export interface BrowserWasmPlan {
 
 /** The threads to start: those requested (default: every core), at most the cores, 1 without isolation. */
 export function planBrowserWasm(requested: number | undefined): BrowserWasmPlan {
-  const g = globalThis as { navigator?: { hardwareConcurrency?: number }; crossOriginIsolated?: boolean };
+  const g = globalThis as {
+    navigator?: { hardwareConcurrency?: number };
+    crossOriginIsolated?: boolean;
+  };
   const cores = Math.max(1, g.navigator?.hardwareConcurrency ?? 1);
   const isolated = g.crossOriginIsolated === true;
   const wanted = requested ?? cores;
@@ -37,7 +40,10 @@ export function planBrowserWasm(requested: number | undefined): BrowserWasmPlan 
 }
 
 /** Runs `start` while navigator.hardwareConcurrency reads `cores`; restores the real value after. */
-export async function withHardwareConcurrency<T>(cores: number, start: () => Promise<T>): Promise<T> {
+export async function withHardwareConcurrency<T>(
+  cores: number,
+  start: () => Promise<T>,
+): Promise<T> {
   const nav = (globalThis as { navigator?: object }).navigator;
   if (nav === undefined) return start();
   const own = Object.getOwnPropertyDescriptor(nav, 'hardwareConcurrency');

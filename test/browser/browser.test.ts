@@ -82,7 +82,12 @@ describe('browser (headless Chromium)', function () {
     assert.equal(report.threads, page.cores, report.reason);
     assert.equal(page.pool, page.cores, 'XNNPACK thread pool size');
     assert.equal(page.workers, page.cores - 1, 'pthread workers running beside the page thread');
-    assert.match(report.reason, new RegExp(`^wasm with ${page.cores} threads \\(default: all ${page.cores} logical cores\\)$`));
+    assert.match(
+      report.reason,
+      new RegExp(
+        `^wasm with ${page.cores} threads \\(default: all ${page.cores} logical cores\\)$`,
+      ),
+    );
     const cmp = compareArrays('wasm matMul', out, expected, [M, N], { atol: 2e-4, rtol: 0 });
     assert.ok(cmp.ok, `maxAbs ${cmp.maxAbs}; console: ${harness.console.join(' | ')}`);
   });

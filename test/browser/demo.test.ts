@@ -5,8 +5,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import { basename, join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { useBackend } from '../../src/backends/index.js';
 import { chromiumUnavailable, launchChromium } from '../../src/browser/chromium.js';
@@ -129,7 +130,14 @@ describe('browser build in headless Chromium: tiny model and demo page', functio
       );
       assert.deepEqual(errors, []);
       assert.match((await page.textContent('#status')) ?? '', /^Loaded /);
-      assert.match((await page.textContent('#backend-info')) ?? '', /Backend: wasm/);
+      // COOP/COEP from the server make the page cross-origin isolated: wasm runs a thread per core (2 here)
+      const cores = await page.evaluate(() => navigator.hardwareConcurrency);
+      assert.ok(cores >= 2, `this test needs 2 cores, the page sees ${cores}`);
+      assert.equal(await page.evaluate(() => crossOriginIsolated), true);
+      assert.match(
+        (await page.textContent('#backend-info')) ?? '',
+        new RegExp(`^Backend: wasm with ${cores} threads `),
+      );
       assert.equal(
         await page.$eval('#progress-bar', (e) => (e as HTMLElement).style.width),
         '100%',
@@ -186,6 +194,115 @@ describe('browser build in headless Chromium: tiny model and demo page', functio
           `${expected[i].label}: browser ${scores[i].score}, node ${expected[i].score}`,
         );
         assert.equal(shown[i].value, `${(100 * expected[i].score).toFixed(1)}%`);
+      }
+    });
+
+    it('folder search: picks a folder of images, searches it by text and ranks them as Node does', async () => {
+      const images = ['chelsea.png', 'rocket.jpg', 'coffee_portrait.png', 'camera.png'];
+      const tmp = mkdtempSync(join(os.tmpdir(), 'siglip2-folder-'));
+      const folder = join(tmp, 'photos');
+      mkdirSync(folder);
+      for (const f of images)
+        copyFileSync(fixture('image_preprocessing', 'images', f), join(folder, f));
+      const query = 'a photo of a cat';
+      const page = await browser.newPage({ viewport: { width: 900, height: 900 } });
+      try {
+        const errors: string[] = [];
+        page.on('pageerror', (e) => errors.push(e.message));
+        await page.goto(`${server.origin}/demo/?backend=wasm&model=/model/`);
+        await page.waitForFunction(
+          () => (globalThis as { siglip2Demo?: { ready: boolean } }).siglip2Demo?.ready === true,
+          null,
+          { timeout: 60000 },
+        );
+        await page.click('.tab[data-tab="search"]');
+        assert.equal(await page.isVisible('#search'), true);
+        await page.setInputFiles('#folder', folder);
+        await page.waitForFunction(
+          () =>
+            (globalThis as { siglip2Demo?: { embedded?: number } }).siglip2Demo?.embedded !==
+            undefined,
+          null,
+          { timeout: 120000 },
+        );
+        assert.match(
+          (await page.textContent('#folder-status')) ?? '',
+          /^4 images embedded in \d+ ms/,
+        );
+        await page.fill('#query', query);
+        await page.click('#search-go');
+        await page.waitForFunction(
+          () =>
+            (globalThis as { siglip2Demo?: { ranking?: unknown[] } }).siglip2Demo?.ranking !==
+            undefined,
+          null,
+          { timeout: 60000 },
+        );
+        const ranking = await page.evaluate(
+          () =>
+            (
+              globalThis as unknown as {
+                siglip2Demo: { ranking: { name: string; logit: number }[] };
+              }
+            ).siglip2Demo.ranking,
+        );
+        const captions = await page.$$eval('#results li span', (spans) =>
+          spans.map((s) => s.textContent ?? ''),
+        );
+        const shownImages = await page.$$eval('#results li img', (imgs) =>
+          imgs.map((i) => (i as HTMLImageElement).naturalWidth),
+        );
+        assert.deepEqual(errors, []);
+
+        // The same folder and query in Node on cpu: embeddings, then logit = cos * scale + bias, best first.
+        await useBackend('cpu');
+        const model = await loadSiglip(tiny.dir);
+        const pipeline = await SiglipPipeline.fromLoadedModel(model);
+        const paths = images.map((f) => join(folder, f));
+        const imgs = await pipeline.embedImages(paths);
+        const q = (await pipeline.embedTexts([query])).data;
+        const { scale, bias } = model.logitScaleAndBias();
+        const d = imgs.dims[1];
+        const expected = paths
+          .map((p, i) => {
+            let dot = 0;
+            for (let j = 0; j < d; j++) dot += q[j] * imgs.data[i * d + j];
+            return { name: basename(p), logit: dot * scale + bias };
+          })
+          .sort((a, b) => b.logit - a.logit);
+        model.dispose();
+
+        assert.deepEqual(
+          ranking.map((r) => basename(r.name)),
+          expected.map((e) => e.name),
+          `browser ${JSON.stringify(ranking)}, node ${JSON.stringify(expected)}`,
+        );
+        assert.ok(
+          ranking.every((r) => r.name.startsWith('photos/')),
+          'names keep the folder path',
+        );
+        console.log(
+          `      ranking: ${expected.map((e) => `${e.name} ${e.logit.toFixed(4)}`).join(', ')}`,
+        );
+        for (let i = 0; i < expected.length; i++) {
+          const pct = (100 / (1 + Math.exp(-ranking[i].logit))).toFixed(1);
+          assert.equal(captions[i], `${pct}%  photos/${expected[i].name}`);
+          // PNG pixels are the same in both; a JPEG is decoded by Chromium in the page and by libvips (sharp) in
+          // Node, whose IDCTs differ by a unit here and there (8e-3 in this logit), so only its rank is compared.
+          if (expected[i].name.endsWith('.jpg')) continue;
+          assert.ok(
+            Math.abs(ranking[i].logit - expected[i].logit) < 1e-4,
+            `${expected[i].name}: browser ${ranking[i].logit}, node ${expected[i].logit}`,
+          );
+        }
+        assert.equal(shownImages.length, 4);
+        assert.ok(
+          shownImages.every((w) => w > 0),
+          'every result shows its picture',
+        );
+      } finally {
+        await page.close();
+        rmSync(tmp, { recursive: true, force: true });
       }
     });
   });
