@@ -5,7 +5,7 @@
 import { dynamicImport } from './env.js';
 import { BackendUnavailableError } from './unavailable.js';
 
-export const TFJS_NODE_PACKAGES = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] as const;
+const TFJS_NODE_PACKAGES = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] as const;
 
 /** Imports a module by name; injectable so tests can simulate installed or missing packages. */
 export type ModuleImporter = (specifier: string) => Promise<unknown>;

@@ -18,7 +18,7 @@ function toTensor(a: NamedArray): tf.Tensor {
 }
 
 /** The inputs as tensors (the caller disposes them). */
-export function inputTensors(inputs: ParityInputs): SiglipInputs {
+function inputTensors(inputs: ParityInputs): SiglipInputs {
   const out: SiglipInputs = {};
   for (const [k, v] of Object.entries(inputs) as [keyof ParityInputs, NamedArray | undefined][]) {
     if (v) out[k] = toTensor(v);

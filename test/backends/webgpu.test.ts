@@ -98,7 +98,7 @@ describe('backends: webgpu (Node, Dawn)', function () {
     const ids = [0, 7, rows - 1, 12345, rows - 2000];
     const expected = expectedRows(data, cols, ids);
 
-    // Trap 1 of docs/platform.md: TF.js binds the whole table; over the limit Dawn rejects the binding with a
+    // TF.js binds the whole table as one storage buffer; over the limit Dawn rejects the binding with a
     // validation message only, and the op reads zeros.
     const whole = tf.tensor2d(data, [rows, cols]);
     const plain = tf.gather(whole, tf.tensor1d(ids, 'int32'));
