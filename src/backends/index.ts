@@ -40,8 +40,8 @@ export interface BackendReport {
 
 export interface UseBackendOptions {
   /**
-   * wasm threads (default: all logical cores). In a browser at most navigator.hardwareConcurrency, and 1 unless the
-   * page is cross-origin isolated. Applies when the wasm backend starts (the first time in a browser page).
+   * wasm threads (default: all logical cores). In a browser at most navigator.hardwareConcurrency (and 8), and 1
+   * unless the page is cross-origin isolated. Applies when the wasm backend starts (the first time in a browser page).
    */
   threads?: number;
   /** Browser: where the tfjs-backend-wasm .wasm files are served (passed to setWasmPaths). */

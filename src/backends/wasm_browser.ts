@@ -4,8 +4,8 @@
  * The package's C++ side sizes its thread pool from emscripten_num_logical_cores() / 2, which in a browser is
  * navigator.hardwareConcurrency / 2: on a 2-core machine one thread, whatever setThreadsCount() asks for (the cap
  * wasm_node.ts lifts in Node by the same means). Here navigator.hardwareConcurrency reads 2 x threads while the
- * backend starts (the only time the module reads it), so the pool gets the threads asked for, never more than the
- * real cores. Threads need a cross-origin isolated page (COOP/COEP headers, for SharedArrayBuffer); elsewhere the
+ * backend starts (the module reads it once, when it is instantiated), so the pool gets the threads asked for, never
+ * more than the real cores nor the 8 workers the package creates up front (its own upper bound). Threads need a cross-origin isolated page (COOP/COEP headers, for SharedArrayBuffer); elsewhere the
  * package loads its single-threaded build. The threads reported are counted from the running pthread workers.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -24,7 +24,10 @@ export interface BrowserWasmPlan {
   isolated: boolean;
 }
 
-/** The threads to start: those requested (default: every core), at most the cores, 1 without isolation. */
+/** The most threads tfjs-backend-wasm runs: the pthread workers it creates up front. */
+export const MAX_WASM_THREADS = 8;
+
+/** The threads to start: those requested (default: every core), at most the cores and 8, 1 without isolation. */
 export function planBrowserWasm(requested: number | undefined): BrowserWasmPlan {
   const g = globalThis as {
     navigator?: { hardwareConcurrency?: number };
@@ -36,7 +39,7 @@ export function planBrowserWasm(requested: number | undefined): BrowserWasmPlan 
   if (!Number.isInteger(wanted) || wanted < 1) {
     throw new Error(`useBackend('wasm'): threads must be a positive integer, got ${requested}`);
   }
-  return { threads: isolated ? Math.min(wanted, cores) : 1, cores, isolated };
+  return { threads: isolated ? Math.min(wanted, cores, MAX_WASM_THREADS) : 1, cores, isolated };
 }
 
 /** Runs `start` while navigator.hardwareConcurrency reads `cores`; restores the real value after. */

@@ -78,15 +78,14 @@ describe('browser (headless Chromium)', function () {
     });
     // the server sends COOP/COEP, so the page may run threads; the real core count is restored after start-up
     assert.equal(page.isolated, true);
-    assert.ok(page.cores >= 2, `this test needs 2 cores, the page sees ${page.cores}`);
-    assert.equal(report.threads, page.cores, report.reason);
-    assert.equal(page.pool, page.cores, 'XNNPACK thread pool size');
-    assert.equal(page.workers, page.cores - 1, 'pthread workers running beside the page thread');
+    // every core (2 on this machine; the package's own cap gives cores / 2), up to the package's 8 workers
+    const threads = Math.min(page.cores, 8);
+    assert.equal(report.threads, threads, report.reason);
+    assert.equal(page.pool, threads, 'XNNPACK thread pool size');
+    assert.equal(page.workers, threads - 1, 'pthread workers running beside the page thread');
     assert.match(
       report.reason,
-      new RegExp(
-        `^wasm with ${page.cores} threads \\(default: all ${page.cores} logical cores\\)$`,
-      ),
+      new RegExp(`^wasm with ${threads} threads? \\(default: all ${page.cores} logical cores\\)$`),
     );
     const cmp = compareArrays('wasm matMul', out, expected, [M, N], { atol: 2e-4, rtol: 0 });
     assert.ok(cmp.ok, `maxAbs ${cmp.maxAbs}; console: ${harness.console.join(' | ')}`);
