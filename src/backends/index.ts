@@ -30,7 +30,7 @@ export interface BackendReport {
   name: BackendName;
   /** One line: what was chosen and why. */
   reason: string;
-  /** wasm: the threads the backend actually runs (in a browser, counted from its running workers). */
+  /** wasm: the threads the backend actually runs (counted from its running pthread workers when it has them). */
   threads?: number;
   /** webgpu: the adapter. */
   adapterInfo?: AdapterInfo;
@@ -141,7 +141,8 @@ async function useWasm(opts: UseBackendOptions): Promise<BackendReport> {
       nodeWasmThreads = threads;
     }
     await activate('wasm');
-    const actual = wasm.getThreadsCount();
+    const { runningWasmThreads } = await import('./wasm_browser.js');
+    const actual = runningWasmThreads() ?? wasm.getThreadsCount();
     return {
       name: 'wasm',
       threads: actual,

@@ -61,7 +61,7 @@ export async function withHardwareConcurrency<T>(
 
 /**
  * The threads the active wasm backend runs: the calling thread plus its running pthread workers (threaded build),
- * or undefined when the module does not expose them.
+ * or undefined when the module does not expose them (single-threaded build). Node and browser alike.
  */
 export function runningWasmThreads(): number | undefined {
   const workers = (tf.backend() as unknown as WasmBackendInternals).wasm?.PThread?.runningWorkers;
