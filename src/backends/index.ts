@@ -7,11 +7,13 @@ import * as tf from '@tensorflow/tfjs';
 import { setAdapterBindingLimit } from './binding.js';
 import { isNode } from './env.js';
 import type { ModuleImporter } from './tensorflow.js';
+import { BackendUnavailableError } from './unavailable.js';
 
 export { MAX_BINDING_ENV, assertFitsBinding, bindingLimit, forceBindingLimit } from './binding.js';
 export { DEFAULT_SHARD_BYTES, shardTable, shardedGather } from './sharded_gather.js';
 export { TensorflowBackendUnavailable, loadTensorflowBackend } from './tensorflow.js';
 export type { ModuleImporter } from './tensorflow.js';
+export { BackendUnavailableError } from './unavailable.js';
 
 export type BackendName = 'cpu' | 'wasm' | 'webgpu' | 'tensorflow';
 
@@ -28,7 +30,7 @@ export interface BackendReport {
   name: BackendName;
   /** One line: what was chosen and why. */
   reason: string;
-  /** wasm: the threads the backend actually runs. */
+  /** wasm: the threads the backend actually runs (counted from its running pthread workers when it has them). */
   threads?: number;
   /** webgpu: the adapter. */
   adapterInfo?: AdapterInfo;
@@ -37,7 +39,10 @@ export interface BackendReport {
 }
 
 export interface UseBackendOptions {
-  /** wasm threads (default: all logical cores in Node; the package default in browsers). */
+  /**
+   * wasm threads (default: all logical cores). In a browser at most navigator.hardwareConcurrency (and 8), and 1
+   * unless the page is cross-origin isolated. Applies when the wasm backend starts (the first time in a browser page).
+   */
   threads?: number;
   /** Browser: where the tfjs-backend-wasm .wasm files are served (passed to setWasmPaths). */
   wasmPaths?: string;
@@ -136,26 +141,33 @@ async function useWasm(opts: UseBackendOptions): Promise<BackendReport> {
       nodeWasmThreads = threads;
     }
     await activate('wasm');
-    const actual = wasm.getThreadsCount();
+    const { runningWasmThreads } = await import('./wasm_browser.js');
+    const actual = runningWasmThreads() ?? wasm.getThreadsCount();
     return {
       name: 'wasm',
       threads: actual,
       reason: `wasm (SIMD) with ${actual} thread${actual > 1 ? 's' : ''} (${opts.threads === undefined ? `default: ${cores} logical cores` : 'requested'})`,
     };
   }
+  const { planBrowserWasm, runningWasmThreads, withHardwareConcurrency } =
+    await import('./wasm_browser.js');
+  const plan = planBrowserWasm(opts.threads);
   if (opts.wasmPaths !== undefined) wasm.setWasmPaths(opts.wasmPaths);
-  if (opts.threads !== undefined) wasm.setThreadsCount(opts.threads);
-  await activate('wasm');
-  const actual = wasm.getThreadsCount();
+  wasm.setThreadsCount(plan.threads);
+  await withHardwareConcurrency(2 * plan.threads, () => activate('wasm'));
+  const actual = runningWasmThreads() ?? wasm.getThreadsCount();
+  const why = plan.isolated
+    ? `${opts.threads === undefined ? 'default: all' : `${opts.threads} requested of`} ${plan.cores} logical cores`
+    : 'the page is not cross-origin isolated: serve it with COOP/COEP headers for threads';
   return {
     name: 'wasm',
     threads: actual,
-    reason: `wasm with ${actual} thread${actual > 1 ? 's' : ''}`,
+    reason: `wasm with ${actual} thread${actual > 1 ? 's' : ''} (${why})`,
   };
 }
 
 async function useWebGPU(probe: WebGPUProbe | string): Promise<BackendReport> {
-  if (typeof probe === 'string') throw new Error(`useBackend('webgpu'): ${probe}`);
+  if (typeof probe === 'string') throw new BackendUnavailableError('webgpu', probe);
   // Imported only now: the package registers its backend at import time, and only if navigator.gpu exists.
   await import('@tensorflow/tfjs-backend-webgpu');
   if (tf.findBackendFactory('webgpu') === null) {
@@ -178,10 +190,12 @@ async function useWebGPU(probe: WebGPUProbe | string): Promise<BackendReport> {
 }
 
 async function useTensorflow(opts: UseBackendOptions): Promise<BackendReport> {
-  if (!isNode())
-    throw new Error(
-      "useBackend('tensorflow'): the native TensorFlow backend only exists in Node.js",
+  if (!isNode()) {
+    throw new BackendUnavailableError(
+      'tensorflow',
+      'the native TensorFlow backend only exists in Node.js',
     );
+  }
   const { loadTensorflowBackend } = await import('./tensorflow.js');
   const pkg = await loadTensorflowBackend(opts.importer);
   await activate('tensorflow');
@@ -195,9 +209,8 @@ async function useAuto(opts: UseBackendOptions): Promise<BackendReport> {
       const r = await useTensorflow(opts);
       return { ...r, reason: `auto: ${r.reason}` };
     } catch (e) {
-      const msg = (e as Error).message;
       skipped.push(
-        `tensorflow: ${/neither could be/.test(msg) ? 'tfjs-node(-gpu) not installed' : msg.split('\n')[0]}`,
+        `tensorflow: ${e instanceof BackendUnavailableError ? e.why : (e as Error).message.split('\n')[0]}`,
       );
     }
   }
@@ -228,7 +241,8 @@ async function useAuto(opts: UseBackendOptions): Promise<BackendReport> {
 /**
  * Makes `name` the active TF.js backend and reports what was chosen and why. 'auto' picks the fastest available:
  * tensorflow (when tfjs-node(-gpu) is installed), else webgpu on a real GPU, else wasm (CPU-emulated WebGPU such
- * as lavapipe or SwiftShader is slower than wasm). Throws an error saying what is missing when `name` cannot run.
+ * as lavapipe or SwiftShader is slower than wasm). Throws a {@link BackendUnavailableError} saying what is missing
+ * when `name` cannot run here, and a plain Error when it is available but fails to start.
  */
 export async function useBackend(
   name: BackendName | 'auto',

@@ -3,16 +3,23 @@
  * peer dependencies that are used when installed. Importing either registers the 'tensorflow' backend.
  */
 import { dynamicImport } from './env.js';
+import { BackendUnavailableError } from './unavailable.js';
 
-export const TFJS_NODE_PACKAGES = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] as const;
+const TFJS_NODE_PACKAGES = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] as const;
 
 /** Imports a module by name; injectable so tests can simulate installed or missing packages. */
 export type ModuleImporter = (specifier: string) => Promise<unknown>;
 
+const NOT_INSTALLED = 'not installed';
+
 /** The error thrown when neither package can be loaded; `attempts` lists each package and why it failed. */
-export class TensorflowBackendUnavailable extends Error {
+export class TensorflowBackendUnavailable extends BackendUnavailableError {
   constructor(readonly attempts: { pkg: string; error: string }[]) {
     super(
+      'tensorflow',
+      attempts.every((a) => a.error === NOT_INSTALLED)
+        ? 'tfjs-node(-gpu) not installed'
+        : attempts.map((a) => `${a.pkg}: ${a.error}`).join('; '),
       "The 'tensorflow' backend needs @tensorflow/tfjs-node or @tensorflow/tfjs-node-gpu, and neither could be " +
         'loaded:\n' +
         attempts.map((a) => `  - ${a.pkg}: ${a.error}`).join('\n') +
@@ -30,7 +37,7 @@ export class TensorflowBackendUnavailable extends Error {
 function describe(e: unknown): string {
   const err = e as { code?: string; message?: string };
   if (err?.code === 'ERR_MODULE_NOT_FOUND' || err?.code === 'MODULE_NOT_FOUND')
-    return 'not installed';
+    return NOT_INSTALLED;
   return (err?.message ?? String(e)).split('\n')[0];
 }
 

@@ -7,7 +7,8 @@
  * unpacked libvulkan.so.1, libdrm*.so and libgallium*.so by absolute path with RTLD_NODELETE. LD_LIBRARY_PATH
  * cannot be used from inside the process: the dynamic linker reads it once at start-up. Libraries already loaded
  * are matched by soname, so Dawn's later dlopen("libvulkan.so.1") and lavapipe's own dependencies resolve to
- * the unpacked copies. scripts/with-vulkan.sh sets the same environment for other programs.
+ * the unpacked copies. Another program can use the same lavapipe with VK_ICD_FILENAMES=<dir>/icd.json and
+ * LD_LIBRARY_PATH set to the folder named in <dir>/libdir.
  *
  * Dawn keeps Node's event loop alive once an instance exists: programs that use it must call process.exit()
  * (mocha runs with --exit).
@@ -22,7 +23,7 @@ import { dynamicImport } from './env.js';
 const RTLD_NODELETE = 0x1000;
 
 /** Where the lavapipe copy lives: $SIGLIP2_VULKAN_DIR or <package root>/.vulkan. */
-export function vulkanDir(): string {
+function vulkanDir(): string {
   const env = process.env.SIGLIP2_VULKAN_DIR;
   if (env) return resolve(env);
   // this file is <root>/dist/src/backends/webgpu_node.js (or <root>/src/backends/webgpu_node.ts under a loader)

@@ -7,10 +7,10 @@ import { existsSync } from 'node:fs';
 import type { Browser } from 'playwright-core';
 import { dynamicImport } from '../backends/env.js';
 
-export const CHROMIUM = process.env.SIGLIP2_CHROMIUM ?? '/usr/bin/chromium';
+const CHROMIUM = process.env.SIGLIP2_CHROMIUM ?? '/usr/bin/chromium';
 
-/** Flags that work for headless Debian chromium (docs: platform notes, trap 6). */
-export const CHROMIUM_FLAGS = [
+/** Flags that work for headless Debian chromium without a GPU (WebGPU through SwiftShader needs the unsafe flag). */
+const CHROMIUM_FLAGS = [
   '--headless',
   '--no-sandbox',
   '--enable-unsafe-webgpu',

@@ -52,10 +52,6 @@ export function registerFixtureKind(kind: FixtureKind): void {
   kinds.push(kind);
 }
 
-export function fixtureKinds(): readonly FixtureKind[] {
-  return kinds;
-}
-
 export interface CheckReport {
   fixture: string;
   kind: string;

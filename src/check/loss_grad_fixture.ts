@@ -203,7 +203,7 @@ export async function checkLossGradFixture(
 }
 
 /** Folders whose cases.json lists a `loss` or `grad.*` output. */
-export function isLossGradFixture(dir: string, cases: CasesJson | undefined): boolean {
+function isLossGradFixture(dir: string, cases: CasesJson | undefined): boolean {
   if (!cases) return false;
   const outputs = Object.keys(cases.outputs ?? {});
   return (

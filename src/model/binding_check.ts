@@ -3,7 +3,7 @@ import { assertFitsBinding, bindingLimit } from '../backends/binding.js';
 import { TOKEN_TABLE_WEIGHT } from '../layers/text_embeddings.js';
 
 /** True for weights the model never binds whole on webgpu (the token table is looked up from row shards). */
-export function isShardableWeight(name: string): boolean {
+function isShardableWeight(name: string): boolean {
   return name === TOKEN_TABLE_WEIGHT || name.endsWith(`/${TOKEN_TABLE_WEIGHT}`);
 }
 

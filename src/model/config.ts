@@ -140,7 +140,7 @@ export function parseTextConfig(
   };
 }
 
-export function parseVisionConfig(
+function parseVisionConfig(
   json: Json,
   where: string,
   modelType: VisionConfig['modelType'],

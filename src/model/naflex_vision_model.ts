@@ -26,10 +26,7 @@ function asNaflex(c: VisionConfig): Siglip2VisionConfig {
  * `max_num_patches`. Layers: `embeddings` (Siglip2VisionEmbeddings), `encoder`, `post_layernorm`, `head`; the
  * patch mask masks keys in every encoder layer and in the head.
  */
-export function buildNaflexVisionModel(
-  config: VisionConfig,
-  opts: BuildOptions = {},
-): tf.LayersModel {
+function buildNaflexVisionModel(config: VisionConfig, opts: BuildOptions = {}): tf.LayersModel {
   const c = asNaflex(config);
   const patchDim = c.numChannels * c.patchSize * c.patchSize;
   const pixels = tf.input({ shape: [null, patchDim], name: 'pixel_values' });

@@ -121,21 +121,27 @@ export class SiglipModel {
   }
 }
 
+/** Each main output's Hugging Face name (as the reference fixtures name it) and where it is in `SiglipOutputs`. */
+const HF_OUTPUTS = [
+  ['logits_per_image', (o: SiglipOutputs) => o.logitsPerImage],
+  ['logits_per_text', (o: SiglipOutputs) => o.logitsPerText],
+  ['image_embeds', (o: SiglipOutputs) => o.imageEmbeds],
+  ['text_embeds', (o: SiglipOutputs) => o.textEmbeds],
+  ['vision.last_hidden_state', (o: SiglipOutputs) => o.vision?.lastHiddenState],
+  ['vision.pooler_output', (o: SiglipOutputs) => o.vision?.poolerOutput],
+  ['text.last_hidden_state', (o: SiglipOutputs) => o.text?.lastHiddenState],
+  ['text.pooler_output', (o: SiglipOutputs) => o.text?.poolerOutput],
+] as const;
+
+/** The Hugging Face names of the main outputs, in the order {@link outputsByHfName} gives them. */
+export const HF_OUTPUT_NAMES: readonly string[] = HF_OUTPUTS.map(([name]) => name);
+
 /**
  * The main outputs keyed by their Hugging Face names (`logits_per_image`, `vision.pooler_output`, …), as the
  * reference fixtures name them; absent outputs are left out. The tensors are the outputs' own (not copies).
  */
 export function outputsByHfName(o: SiglipOutputs): Record<string, tf.Tensor> {
-  const named: [string, tf.Tensor | undefined][] = [
-    ['logits_per_image', o.logitsPerImage],
-    ['logits_per_text', o.logitsPerText],
-    ['image_embeds', o.imageEmbeds],
-    ['text_embeds', o.textEmbeds],
-    ['vision.last_hidden_state', o.vision?.lastHiddenState],
-    ['vision.pooler_output', o.vision?.poolerOutput],
-    ['text.last_hidden_state', o.text?.lastHiddenState],
-    ['text.pooler_output', o.text?.poolerOutput],
-  ];
+  const named: [string, tf.Tensor | undefined][] = HF_OUTPUTS.map(([name, get]) => [name, get(o)]);
   return Object.fromEntries(named.filter((e): e is [string, tf.Tensor] => e[1] !== undefined));
 }
 

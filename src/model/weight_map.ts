@@ -104,7 +104,7 @@ function encoder(
 }
 
 /** Every checkpoint tensor of the vision tower, in state_dict order. */
-export function visionWeights(c: VisionConfig): WeightEntry[] {
+function visionWeights(c: VisionConfig): WeightEntry[] {
   const out: WeightEntry[] = [];
   const d = c.hiddenSize;
   const p = c.patchSize;
@@ -172,7 +172,7 @@ export function visionWeights(c: VisionConfig): WeightEntry[] {
 }
 
 /** Every checkpoint tensor of the text tower, in state_dict order. */
-export function textWeights(c: SiglipTextConfig): WeightEntry[] {
+function textWeights(c: SiglipTextConfig): WeightEntry[] {
   const out: WeightEntry[] = [];
   const d = c.hiddenSize;
   const t: Tower = 'text';
@@ -197,7 +197,7 @@ export function textWeights(c: SiglipTextConfig): WeightEntry[] {
 }
 
 /** The dual model's two scalars. */
-export function scoreWeights(): WeightEntry[] {
+function scoreWeights(): WeightEntry[] {
   return [
     {
       hfName: 'logit_scale',

@@ -20,7 +20,7 @@ import { SiglipTokenizer, type TokenizerConfigJson } from '../processors/tokeniz
 /** HF's zero-shot-image-classification default hypothesis template. */
 export const DEFAULT_TEMPLATE = 'This is a photo of {}.';
 /** Images (or texts) run through a tower at once unless `batchSize` says otherwise. */
-export const DEFAULT_BATCH_SIZE = 8;
+const DEFAULT_BATCH_SIZE = 8;
 
 /** What the pipeline needs from a tokenizer (`SiglipTokenizer` fits; tests may pass their own). */
 export interface TextTokenizer {
@@ -106,7 +106,7 @@ function positiveInt(v: number, what: string): number {
 }
 
 /** The preprocessor config a model implies when it ships none (SigLIP defaults at the model's own size). */
-export function defaultPreprocessorConfig(vision: VisionConfig): PreprocessorConfigJson {
+function defaultPreprocessorConfig(vision: VisionConfig): PreprocessorConfigJson {
   const common = { do_resize: true, do_rescale: true, do_normalize: true, resample: 2 };
   if (vision.modelType === 'siglip_vision_model') {
     return {
@@ -525,7 +525,7 @@ async function readText(location: string, fetchFunc?: typeof fetch): Promise<str
 }
 
 /** Image processor and tokenizer from a model's processor files (paths or URLs by file name). */
-export async function partsFromFiles(
+async function partsFromFiles(
   config: SiglipConfig,
   preprocessorConfig: PreprocessorConfigJson | undefined,
   tokenizerConfig: TokenizerConfigJson | undefined,

@@ -119,11 +119,6 @@ function naturalSize(src: Drawable): [number, number] {
   return [w, h];
 }
 
-/** True where a canvas can be made (browser main thread or worker). */
-export function canvasAvailable(): boolean {
-  return typeof OffscreenCanvas !== 'undefined' || typeof document !== 'undefined';
-}
-
 /** Draw a canvas image source at its natural size and read it back as RGB. Browser only. */
 export function imageFromCanvasSource(src: CanvasImageSource, what = 'image element'): RgbImage {
   const [width, height] = naturalSize(src as Drawable);

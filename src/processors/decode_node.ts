@@ -9,7 +9,7 @@
 import type { RgbImage } from './image.js';
 
 /** Turn interleaved 1-4 channel uint8 data into RGB: gray -> R=G=B, alpha dropped. */
-export function toRgb(
+function toRgb(
   data: Uint8Array,
   width: number,
   height: number,

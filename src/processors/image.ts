@@ -100,7 +100,7 @@ function normalizeSettings(cfg: PreprocessorConfigJson): NormalizeSettings {
 }
 
 /** Settings of a fixed-resolution `SiglipImageProcessor` config (defaults: 224x224, /255, mean=std=0.5). */
-export function fixedResolutionSettings(cfg: PreprocessorConfigJson): FixedResolutionSettings {
+function fixedResolutionSettings(cfg: PreprocessorConfigJson): FixedResolutionSettings {
   const size = cfg.size ?? { height: 224, width: 224 };
   return {
     ...normalizeSettings(cfg),
@@ -111,10 +111,7 @@ export function fixedResolutionSettings(cfg: PreprocessorConfigJson): FixedResol
 }
 
 /** Settings of a NaFlex `Siglip2ImageProcessor` config (defaults: patch 16, 256 patches). */
-export function naflexSettings(
-  cfg: PreprocessorConfigJson,
-  maxNumPatches?: number,
-): NaFlexSettings {
+function naflexSettings(cfg: PreprocessorConfigJson, maxNumPatches?: number): NaFlexSettings {
   return {
     ...normalizeSettings(cfg),
     doResize: cfg.do_resize ?? true,
@@ -167,7 +164,7 @@ function luts(s: NormalizeSettings): [Float32Array, Float32Array, Float32Array] 
 }
 
 /** Resize (if needed) an RGB image to `width` x `height` with PIL-exact bilinear. */
-export function resizeRgb(img: RgbImage, width: number, height: number): RgbImage {
+function resizeRgb(img: RgbImage, width: number, height: number): RgbImage {
   if (img.width === width && img.height === height) return img;
   return {
     data: resizeBilinearPIL(img.data, img.width, img.height, 3, width, height),

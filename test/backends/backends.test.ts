@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import assert from 'node:assert/strict';
 import {
+  BackendUnavailableError,
   TensorflowBackendUnavailable,
   assertFitsBinding,
   bindingLimit,
@@ -18,6 +19,7 @@ import {
   runWorkload,
   type WorkloadResult,
 } from './workload.js';
+import { skipBecause } from '../helpers/require_backend.js';
 
 describe('backends: useBackend', () => {
   let reference: WorkloadResult;
@@ -86,6 +88,10 @@ describe('backends: tensorflow (tfjs-node) is optional', () => {
   it('says what to install when neither tfjs-node package is present', async () => {
     await assert.rejects(loadTensorflowBackend(missing), (e: Error) => {
       assert.ok(e instanceof TensorflowBackendUnavailable);
+      // unavailable by type, with a one-line reason for reports (no message parsing)
+      assert.ok(e instanceof BackendUnavailableError);
+      assert.equal(e.backend, 'tensorflow');
+      assert.equal(e.why, 'tfjs-node(-gpu) not installed');
       assert.match(e.message, /@tensorflow\/tfjs-node-gpu: not installed/);
       assert.match(e.message, /npm install @tensorflow\/tfjs-node /);
       assert.match(e.message, /npm install @tensorflow\/tfjs-node-gpu .*CUDA 11\.2 and cuDNN 8\.1/);
@@ -99,10 +105,16 @@ describe('backends: tensorflow (tfjs-node) is optional', () => {
         throw new Error('The Node.js native addon module (tfjs_binding.node) can not be found');
       return missing(spec);
     };
-    await assert.rejects(
-      loadTensorflowBackend(broken),
-      /tfjs-node: The Node\.js native addon module/,
-    );
+    await assert.rejects(loadTensorflowBackend(broken), (e: Error) => {
+      assert.ok(e instanceof BackendUnavailableError);
+      assert.match(e.message, /tfjs-node: The Node\.js native addon module/);
+      assert.equal(
+        e.why,
+        '@tensorflow/tfjs-node-gpu: not installed; @tensorflow/tfjs-node: The Node.js native addon module ' +
+          '(tfjs_binding.node) can not be found',
+      );
+      return true;
+    });
   });
 
   it('uses tfjs-node-gpu first when the importer finds it', async () => {
@@ -122,7 +134,7 @@ describe('backends: tensorflow (tfjs-node) is optional', () => {
     } catch {
       installed = false;
     }
-    if (installed) this.skip();
+    if (installed) skipBecause(this, '@tensorflow/tfjs-node is installed here');
     await assert.rejects(useBackend('tensorflow'), /npm install @tensorflow\/tfjs-node/);
   });
 });

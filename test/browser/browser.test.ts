@@ -6,6 +6,7 @@ import { compareArrays } from '../../src/check/compare.js';
 import { pattern } from '../backends/workload.js';
 import type { BrowserTestApi } from './entry.js';
 import { browserUnavailable, startBrowser, type BrowserHarness } from './harness.js';
+import { skipUnavailable } from '../helpers/require_backend.js';
 
 const [M, K, N] = [64, 128, 96];
 
@@ -16,11 +17,8 @@ describe('browser (headless Chromium)', function () {
   const b = pattern(K * N, 12, 0.5);
 
   before(async function () {
-    const why = browserUnavailable();
-    if (why !== undefined) {
-      console.log(`      skipping browser tests: ${why}`);
-      this.skip();
-    }
+    const why = await browserUnavailable();
+    if (why !== undefined) skipUnavailable(this, ['chromium-webgpu', 'chromium-wasm'], why);
     await tf.setBackend('cpu');
     const c = tf.tidy(() => tf.matMul(tf.tensor2d(a, [M, K]), tf.tensor2d(b, [K, N])));
     expected = (await c.data()) as Float32Array;
@@ -62,9 +60,33 @@ describe('browser (headless Chromium)', function () {
     assert.ok(cmp.ok, `maxAbs ${cmp.maxAbs}; console: ${harness.console.join(' | ')}`);
   });
 
-  it('wasm gives the cpu matMul within 2e-4', async () => {
+  it('wasm runs every core of this machine as a thread (the package alone would run half) and gives the cpu matMul within 2e-4', async () => {
     const { report, out } = await matMulIn('wasm');
     assert.equal(report.name, 'wasm');
+    const page = await harness.page.evaluate(() => {
+      const backend = (
+        globalThis as unknown as { siglip2Test: BrowserTestApi }
+      ).siglip2Test.tf.backend() as unknown as {
+        wasm: { tfjs: { getThreadsCount(): number }; PThread: { runningWorkers: unknown[] } };
+      };
+      return {
+        cores: navigator.hardwareConcurrency,
+        isolated: crossOriginIsolated,
+        pool: backend.wasm.tfjs.getThreadsCount(),
+        workers: backend.wasm.PThread.runningWorkers.length,
+      };
+    });
+    // the server sends COOP/COEP, so the page may run threads; the real core count is restored after start-up
+    assert.equal(page.isolated, true);
+    // every core (2 on this machine; the package's own cap gives cores / 2), up to the package's 8 workers
+    const threads = Math.min(page.cores, 8);
+    assert.equal(report.threads, threads, report.reason);
+    assert.equal(page.pool, threads, 'XNNPACK thread pool size');
+    assert.equal(page.workers, threads - 1, 'pthread workers running beside the page thread');
+    assert.match(
+      report.reason,
+      new RegExp(`^wasm with ${threads} threads? \\(default: all ${page.cores} logical cores\\)$`),
+    );
     const cmp = compareArrays('wasm matMul', out, expected, [M, N], { atol: 2e-4, rtol: 0 });
     assert.ok(cmp.ok, `maxAbs ${cmp.maxAbs}; console: ${harness.console.join(' | ')}`);
   });

@@ -5,8 +5,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import { basename, join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { useBackend } from '../../src/backends/index.js';
 import { chromiumUnavailable, launchChromium } from '../../src/browser/chromium.js';
@@ -14,16 +15,12 @@ import { startStaticServer, type StaticServer } from '../../src/browser/server.j
 import { formatComparisons } from '../../src/check/compare.js';
 import { loadSiglip } from '../../src/loader/load.js';
 import '../../src/loader/node.js';
-import {
-  compareRuns,
-  PARITY_OUTPUTS,
-  type ParityOutputs,
-  runInChromium,
-} from '../../src/parity/run.js';
+import { HF_OUTPUT_NAMES } from '../../src/model/siglip_model.js';
+import { compareRuns, readFixtureCase, runInChromium } from '../../src/parity/index.js';
 import { SiglipPipeline } from '../../src/pipeline/index.js';
-import { readSafetensors } from '../../src/io/safetensors.js';
 import { fixture, REPO_ROOT } from '../helpers/fixtures.js';
 import { convertTinyModel, type TinyModel } from './tiny_model.js';
+import { skipUnavailable } from '../helpers/require_backend.js';
 
 const WEB = join(REPO_ROOT, 'dist', 'web');
 export const SCREENSHOT = join(REPO_ROOT, 'dist', 'demo-screenshot.png');
@@ -36,24 +33,15 @@ describe('browser build in headless Chromium: tiny model and demo page', functio
     const why =
       (await chromiumUnavailable()) ??
       (existsSync(join(WEB, 'siglip2.js')) ? undefined : 'dist/web not built (npm run build:web)');
-    if (why !== undefined) {
-      console.log(`      skipping: ${why}`);
-      this.skip();
-    }
+    if (why !== undefined) skipUnavailable(this, ['chromium-webgpu', 'chromium-wasm'], why);
     tiny = await convertTinyModel();
   });
 
   after(() => tiny?.cleanup());
 
   it('runs the converted tiny fixture on webgpu and wasm within the fixture tolerance', async () => {
-    const ins = await readSafetensors(fixture('siglip_tiny', 'inputs.safetensors'));
-    const outs = await readSafetensors(fixture('siglip_tiny', 'outputs.safetensors'));
-    const px = ins.get('pixel_values')!;
-    const ids = ins.get('input_ids')!;
-    const runs = await runInChromium(['webgpu', 'wasm'], tiny.dir, {
-      pixelValues: { data: px.data as Float32Array, shape: px.shape },
-      inputIds: { data: Int32Array.from(ids.data as ArrayLike<number>), shape: ids.shape },
-    });
+    const { inputs, golden } = await readFixtureCase(fixture('siglip_tiny'));
+    const runs = await runInChromium(['webgpu', 'wasm'], tiny.dir, inputs);
     for (const r of runs) console.log(`      ${r.backend}: ${r.reason}`);
     assert.deepEqual(
       runs.map((r) => [r.backend, r.outputs !== undefined]),
@@ -64,14 +52,9 @@ describe('browser build in headless Chromium: tiny model and demo page', functio
       runs.map((r) => r.reason).join('\n'),
     );
     assert.match(runs[0].reason, /webgpu/);
-    const golden: ParityOutputs = {};
-    for (const n of PARITY_OUTPUTS) {
-      const o = outs.get(n)!;
-      golden[n] = { data: o.data as Float32Array, shape: o.shape };
-    }
     const rows = compareRuns(runs, golden, { atol: 1e-4, rtol: 1e-4 });
     const vsFixture = rows.filter((r) => r.b === 'fixture');
-    assert.equal(vsFixture.length, 2 * PARITY_OUTPUTS.length);
+    assert.equal(vsFixture.length, 2 * HF_OUTPUT_NAMES.length);
     const bad = rows.filter((r) => !r.comparison.ok);
     assert.deepEqual(
       bad.map((r) => `${r.a} vs ${r.b}: ${r.output}`),
@@ -147,7 +130,16 @@ describe('browser build in headless Chromium: tiny model and demo page', functio
       );
       assert.deepEqual(errors, []);
       assert.match((await page.textContent('#status')) ?? '', /^Loaded /);
-      assert.match((await page.textContent('#backend-info')) ?? '', /Backend: wasm/);
+      // COOP/COEP from the server make the page cross-origin isolated: wasm runs a thread per core (2 here)
+      const cores = await page.evaluate(() => navigator.hardwareConcurrency);
+      assert.equal(await page.evaluate(() => crossOriginIsolated), true);
+      const threads = Math.min(cores, 8); // every core, up to tfjs-backend-wasm's 8 workers
+      assert.match(
+        (await page.textContent('#backend-info')) ?? '',
+        new RegExp(
+          `^Backend: wasm with ${threads} threads? \\(default: all ${cores} logical cores\\)$`,
+        ),
+      );
       assert.equal(
         await page.$eval('#progress-bar', (e) => (e as HTMLElement).style.width),
         '100%',
@@ -204,6 +196,115 @@ describe('browser build in headless Chromium: tiny model and demo page', functio
           `${expected[i].label}: browser ${scores[i].score}, node ${expected[i].score}`,
         );
         assert.equal(shown[i].value, `${(100 * expected[i].score).toFixed(1)}%`);
+      }
+    });
+
+    it('folder search: picks a folder of images, searches it by text and ranks them as Node does', async () => {
+      const images = ['chelsea.png', 'rocket.jpg', 'coffee_portrait.png', 'camera.png'];
+      const tmp = mkdtempSync(join(os.tmpdir(), 'siglip2-folder-'));
+      const folder = join(tmp, 'photos');
+      mkdirSync(folder);
+      for (const f of images)
+        copyFileSync(fixture('image_preprocessing', 'images', f), join(folder, f));
+      const query = 'a photo of a cat';
+      const page = await browser.newPage({ viewport: { width: 900, height: 900 } });
+      try {
+        const errors: string[] = [];
+        page.on('pageerror', (e) => errors.push(e.message));
+        await page.goto(`${server.origin}/demo/?backend=wasm&model=/model/`);
+        await page.waitForFunction(
+          () => (globalThis as { siglip2Demo?: { ready: boolean } }).siglip2Demo?.ready === true,
+          null,
+          { timeout: 60000 },
+        );
+        await page.click('.tab[data-tab="search"]');
+        assert.equal(await page.isVisible('#search'), true);
+        await page.setInputFiles('#folder', folder);
+        await page.waitForFunction(
+          () =>
+            (globalThis as { siglip2Demo?: { embedded?: number } }).siglip2Demo?.embedded !==
+            undefined,
+          null,
+          { timeout: 120000 },
+        );
+        assert.match(
+          (await page.textContent('#folder-status')) ?? '',
+          /^4 images embedded in \d+ ms/,
+        );
+        await page.fill('#query', query);
+        await page.click('#search-go');
+        await page.waitForFunction(
+          () =>
+            (globalThis as { siglip2Demo?: { ranking?: unknown[] } }).siglip2Demo?.ranking !==
+            undefined,
+          null,
+          { timeout: 60000 },
+        );
+        const ranking = await page.evaluate(
+          () =>
+            (
+              globalThis as unknown as {
+                siglip2Demo: { ranking: { name: string; logit: number }[] };
+              }
+            ).siglip2Demo.ranking,
+        );
+        const captions = await page.$$eval('#results li span', (spans) =>
+          spans.map((s) => s.textContent ?? ''),
+        );
+        const shownImages = await page.$$eval('#results li img', (imgs) =>
+          imgs.map((i) => (i as HTMLImageElement).naturalWidth),
+        );
+        assert.deepEqual(errors, []);
+
+        // The same folder and query in Node on cpu: embeddings, then logit = cos * scale + bias, best first.
+        await useBackend('cpu');
+        const model = await loadSiglip(tiny.dir);
+        const pipeline = await SiglipPipeline.fromLoadedModel(model);
+        const paths = images.map((f) => join(folder, f));
+        const imgs = await pipeline.embedImages(paths);
+        const q = (await pipeline.embedTexts([query])).data;
+        const { scale, bias } = model.logitScaleAndBias();
+        const d = imgs.dims[1];
+        const expected = paths
+          .map((p, i) => {
+            let dot = 0;
+            for (let j = 0; j < d; j++) dot += q[j] * imgs.data[i * d + j];
+            return { name: basename(p), logit: dot * scale + bias };
+          })
+          .sort((a, b) => b.logit - a.logit);
+        model.dispose();
+
+        assert.deepEqual(
+          ranking.map((r) => basename(r.name)),
+          expected.map((e) => e.name),
+          `browser ${JSON.stringify(ranking)}, node ${JSON.stringify(expected)}`,
+        );
+        assert.ok(
+          ranking.every((r) => r.name.startsWith('photos/')),
+          'names keep the folder path',
+        );
+        console.log(
+          `      ranking: ${expected.map((e) => `${e.name} ${e.logit.toFixed(4)}`).join(', ')}`,
+        );
+        for (let i = 0; i < expected.length; i++) {
+          const pct = (100 / (1 + Math.exp(-ranking[i].logit))).toFixed(1);
+          assert.equal(captions[i], `${pct}%  photos/${expected[i].name}`);
+          // PNG pixels are the same in both; a JPEG is decoded by Chromium in the page and by libvips (sharp) in
+          // Node, whose IDCTs differ by a unit here and there (8e-3 in this logit), so only its rank is compared.
+          if (expected[i].name.endsWith('.jpg')) continue;
+          assert.ok(
+            Math.abs(ranking[i].logit - expected[i].logit) < 1e-4,
+            `${expected[i].name}: browser ${ranking[i].logit}, node ${expected[i].logit}`,
+          );
+        }
+        assert.equal(shownImages.length, 4);
+        assert.ok(
+          shownImages.every((w) => w > 0),
+          'every result shows its picture',
+        );
+      } finally {
+        await page.close();
+        rmSync(tmp, { recursive: true, force: true });
       }
     });
   });

@@ -5,7 +5,8 @@ import { fixture } from '../helpers/fixtures.js';
 import { seededRandom as rng } from '../../src/util/random.js';
 
 /**
- * The size search exactly as docs/architecture.md describes it, written independently of the library:
+ * The size search of HF's Siglip2ImageProcessor (get_image_size_for_max_num_patches), written independently of
+ * the library:
  * binary search on s in [1e-6, 100] until the interval is narrower than 1e-5; each side becomes
  * max(p, ceil(side*s/p)*p); keep the largest s whose patch count fits.
  */

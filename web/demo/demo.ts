@@ -31,13 +31,18 @@ interface DemoState {
 }
 
 const state: DemoState = { gallery: [] };
-/** Read by the browser test: the last scores shown, and whether the page is busy. */
+/**
+ * Read by the browser test: the last scores shown, whether the page is busy, how many folder images are embedded
+ * and the last search ranking (best first).
+ */
 const demoGlobal = globalThis as unknown as {
   siglip2Demo?: {
     ready: boolean;
     busy: boolean;
     error?: string;
     scores?: { label: string; score: number }[];
+    embedded?: number;
+    ranking?: { name: string; logit: number }[];
   };
 };
 demoGlobal.siglip2Demo = { ready: false, busy: false };
@@ -141,6 +146,7 @@ async function classify(): Promise<void> {
 async function embedFolder(files: File[]): Promise<void> {
   const pipeline = state.pipeline;
   if (!pipeline) return;
+  demoGlobal.siglip2Demo!.embedded = undefined;
   const images = files.filter((f) => f.type.startsWith('image/'));
   const bar = $('embed-bar');
   const status = $('folder-status');
@@ -162,6 +168,7 @@ async function embedFolder(files: File[]): Promise<void> {
   const took = performance.now() - t0;
   status.textContent = `${state.gallery.length} images embedded in ${ms(took)} (${((1000 * state.gallery.length) / took).toFixed(2)} images/s)`;
   $<HTMLButtonElement>('search-go').disabled = state.gallery.length === 0;
+  demoGlobal.siglip2Demo!.embedded = state.gallery.length;
 }
 
 async function search(): Promise<void> {
@@ -176,6 +183,7 @@ async function search(): Promise<void> {
     .sort((a, b) => b.logit - a.logit)
     .slice(0, 24);
   $('search-timings').textContent = `query embedded and ranked in ${ms(performance.now() - t0)}`;
+  demoGlobal.siglip2Demo!.ranking = ranked.map(({ name, logit }) => ({ name, logit }));
   $('results').replaceChildren(
     ...ranked.map((r) => {
       const li = document.createElement('li');

@@ -9,7 +9,7 @@ interface ClassifyCliOptions extends PipelineCliOptions {
 }
 
 /** `--labels a,b,c` -> ['a', 'b', 'c'] (trimmed); an empty list or an empty label is an error. */
-export function parseLabels(value: string | undefined): string[] {
+function parseLabels(value: string | undefined): string[] {
   if (value === undefined || value.trim() === '') {
     throw new Error('--labels: the list of candidate labels is empty; give e.g. --labels cat,dog');
   }

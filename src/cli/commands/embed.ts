@@ -31,7 +31,7 @@ export interface EmbeddingsFile {
 }
 
 /** A NumPy `.npy` (format 1.0) file of little-endian float32 in C order. */
-export function encodeNpy(data: Float32Array, shape: number[]): Uint8Array {
+function encodeNpy(data: Float32Array, shape: number[]): Uint8Array {
   const shapeText = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})`;
   let header = `{'descr': '<f4', 'fortran_order': False, 'shape': ${shapeText}, }`;
   const total = 10 + header.length + 1;
@@ -56,7 +56,7 @@ function rows(data: Float32Array, dims: number[]): unknown[] {
 }
 
 /** The JSON form (`--out x.json`, or stdout): `{kind, model, inputs, dims, embeddings: number[][]}`. */
-export function embeddingsJson(f: EmbeddingsFile): string {
+function embeddingsJson(f: EmbeddingsFile): string {
   return JSON.stringify({
     kind: f.kind,
     model: f.model,
@@ -68,7 +68,7 @@ export function embeddingsJson(f: EmbeddingsFile): string {
 }
 
 /** Encodes by extension: .json, .npy (the array only), .safetensors (tensor `embeddings` + metadata). */
-export function encodeEmbeddings(f: EmbeddingsFile, path: string): Uint8Array {
+function encodeEmbeddings(f: EmbeddingsFile, path: string): Uint8Array {
   const ext = extname(path).toLowerCase();
   if (ext === '.json') return new TextEncoder().encode(embeddingsJson(f) + '\n');
   if (ext === '.npy') return encodeNpy(f.data, f.dims);

@@ -1,5 +1,10 @@
 import type { Command } from 'commander';
-import { formatParity, PARITY_BACKENDS, type ParityBackend, runParity } from '../../parity/run.js';
+import {
+  formatParity,
+  PARITY_BACKENDS,
+  type ParityBackend,
+  runParity,
+} from '../../parity/index.js';
 
 interface ParityCliOptions {
   model: string;
@@ -9,13 +14,15 @@ interface ParityCliOptions {
   rtol?: string;
   threads?: number;
   json?: boolean;
+  allowMissing?: boolean;
 }
 
 export function registerParity(program: Command): void {
   program
     .command('parity')
     .description(
-      'run the same inputs on several backends and compare every output, backend against backend and against a fixture; exit 1 beyond tolerance',
+      'run the same inputs on several backends and compare every output, backend against backend and against a ' +
+        'fixture; exit 1 beyond tolerance, when a backend fails, or when a backend asked for is unavailable',
     )
     .requiredOption(
       '--model <dir>',
@@ -32,6 +39,10 @@ export function registerParity(program: Command): void {
     .option('--rtol <x>', 'relative tolerance (default: the fixture suggestion, else 1e-4)')
     .option('--threads <n>', 'wasm threads in Node (default: all cores)', (v) =>
       Number.parseInt(v, 10),
+    )
+    .option(
+      '--allow-missing',
+      'a backend that cannot run here (package, adapter or browser missing) does not fail the command',
     )
     .option('--json', 'print a JSON report')
     .action(async (opts: ParityCliOptions & { backend?: string }) => {
@@ -56,6 +67,7 @@ export function registerParity(program: Command): void {
         backends: list as ParityBackend[],
         fixture: opts.fixture,
         threads: opts.threads,
+        allowMissing: opts.allowMissing,
         tolerance:
           atol !== undefined || rtol !== undefined
             ? { atol: atol ?? 1e-4, rtol: rtol ?? 1e-4 }

@@ -1,15 +1,8 @@
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import { startStaticServer } from '../../browser/server.js';
-
-/** dist/web of this package (the browser build). */
-export function webBuildDir(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 5 && !existsSync(join(dir, 'package.json')); i++) dir = dirname(dir);
-  return join(dir, 'dist', 'web');
-}
+import { webBuildDir } from '../../browser/web_build.js';
 
 export function registerServeDemo(program: Command): void {
   program
