@@ -7,6 +7,7 @@ import { readSafetensors } from '../../src/io/safetensors.js';
 import { lookupWithTableGradient, tableGradient } from '../../src/layers/kernels/table_lookup.js';
 import { type TokenTableMode, setTokenTableMode } from '../../src/layers/text_embeddings.js';
 import { shardTable, shardedGather } from '../../src/backends/sharded_gather.js';
+import { recomputeInBackward, withGradientTargets } from '../../src/layers/kernels/recompute.js';
 import { loadHfCheckpoint } from '../../src/model/load_hf.js';
 import { lossAndGrads } from '../../src/train/grads.js';
 import { modelParams, toHfTensors } from '../../src/train/params.js';
@@ -184,6 +185,25 @@ describe('train: the token table gets its gradient in every lookup mode', () => 
     } finally {
       tf.dispose([batch.pixelValues, batch.inputIds]);
       model.dispose();
+    }
+  });
+
+  it('gradient checkpointing: a trained weight its recomputed block does not reach is an error naming it', () => {
+    const used = tf.variable(tf.tensor1d([1, 2, 3]), true, 'used_weight');
+    const unused = tf.variable(tf.tensor1d([4, 5, 6]), true, 'unused_weight');
+    const x = tf.tensor1d([0.5, -1, 2]);
+    const loss = () =>
+      recomputeInBackward(([t]) => t.mul(used).sum(), [x], [used, unused]) as tf.Scalar;
+    try {
+      const ok = withGradientTargets([used], () => tf.variableGrads(loss, [used]));
+      assert.deepEqual(Array.from(ok.grads.used_weight.dataSync()), [0.5, -1, 2]);
+      tf.dispose([ok.value, ...Object.values(ok.grads)]);
+      assert.throws(
+        () => withGradientTargets([used, unused], () => tf.variableGrads(loss, [used, unused])),
+        /no gradient reached the trained weight 'unused_weight' inside its recomputed block/,
+      );
+    } finally {
+      tf.dispose([used, unused, x]);
     }
   });
 });

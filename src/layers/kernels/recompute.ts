@@ -52,7 +52,19 @@ export function recomputeInBackward(
         const { value, grads } = nestedGradients(() => fn(saved), wrt, dy);
         value.dispose();
         const byId = new Map(wrt.map((t, i) => [t.id, grads[i]]));
-        const out = [...saved, ...params].map((t) => byId.get(t.id) ?? zerosFloat(t));
+        // An input the block's output does not depend on (a mask) gets zeros; a trained weight must get a gradient.
+        const out = [
+          ...saved.map((t) => byId.get(t.id) ?? zerosFloat(t)),
+          ...params.map((v) => {
+            const g = byId.get(v.id);
+            if (!g) {
+              throw new Error(
+                `gradient checkpointing: no gradient reached the trained weight '${v.name}' inside its recomputed block`,
+              );
+            }
+            return g;
+          }),
+        ];
         // TF.js keeps every saved tensor and every intermediate gradient until the whole backward pass ends.
         // This block's saved inputs and its incoming gradient are needed by nothing else once it is done, so
         // they are released now (a buffer still shared with a live tensor stays): for so400m that is 18 MiB per
