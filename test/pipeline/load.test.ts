@@ -53,10 +53,22 @@ describe('SiglipPipeline under load: no leaks, no races (tiny models)', function
   before(async () => {
     await useTestBackend('cpu');
     root = tempDir('pipeline-load');
-    fixed = await loadPipeline(tinyCheckpointWithTokenizer(join(root, 'fixed')));
-    naflex = await loadPipeline(naflexCheckpointWithTokenizer(join(root, 'naflex')), {
-      maxNumPatches: 24,
-    });
+    // loaded concurrently: checked against a pipeline loaded alone below
+    [fixed, naflex] = await Promise.all([
+      loadPipeline(tinyCheckpointWithTokenizer(join(root, 'fixed'))),
+      loadPipeline(naflexCheckpointWithTokenizer(join(root, 'naflex')), { maxNumPatches: 24 }),
+    ]);
+  });
+
+  it('two pipelines loaded at once classify exactly as one loaded alone', async () => {
+    await useTestBackend('cpu');
+    const alone = await loadPipeline(join(root, 'fixed'));
+    try {
+      const images = IMAGES();
+      assert.deepEqual(await fixed.classify(images, LABELS), await alone.classify(images, LABELS));
+    } finally {
+      alone.dispose();
+    }
   });
 
   after(() => {
