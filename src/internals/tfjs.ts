@@ -67,6 +67,7 @@ interface EngineInternals {
     backwardsFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => Record<string, () => tf.Tensor>;
     inputs: tf.NamedTensorMap;
   }): tf.Tensor;
+  registry?: Record<string, unknown>;
   registryFactory?: Record<string, { factory: () => unknown; priority: number } | undefined>;
 }
 
@@ -142,7 +143,8 @@ export function silenceCpuBackendBanner(): void {
     }
     return b;
   };
-  const live = tf.findBackend('cpu');
+  // The registry, not tf.findBackend(), which would initialize the backend to return it.
+  const live = engine().registry?.cpu;
   if (live) clear(live);
   const entry = engine().registryFactory?.cpu;
   if (!entry || (entry.factory as { silenced?: boolean }).silenced) return;
