@@ -11,7 +11,8 @@ import { recomputeInBackward, withGradientTargets } from '../../src/layers/kerne
 import { loadHfCheckpoint } from '../../src/model/load_hf.js';
 import { lossAndGrads } from '../../src/train/grads.js';
 import { modelParams, toHfTensors } from '../../src/train/params.js';
-import { fixture } from '../helpers/fixtures.js';
+import { spawnSync } from 'node:child_process';
+import { REPO_ROOT, fixture } from '../helpers/fixtures.js';
 import { lossGradFixtureBatch } from '../helpers/loss_grad_batch.js';
 
 const MODES: Exclude<TokenTableMode, 'auto'>[] = ['device', 'sharded', 'cpu'];
@@ -204,6 +205,19 @@ describe('train: the token table gets its gradient in every lookup mode', () => 
       );
     } finally {
       tf.dispose([used, unused, x]);
+    }
+  });
+
+  it('`SIGLIP2_TOKEN_TABLE=sharded|cpu siglip2 check` passes the loss/gradient fixture (the reported command)', () => {
+    for (const mode of ['sharded', 'cpu']) {
+      const r = spawnSync(
+        process.execPath,
+        [join(REPO_ROOT, 'dist/src/cli/main.js'), 'check', dir(), '--backend', 'cpu'],
+        { encoding: 'utf8', timeout: 300_000, env: { ...process.env, SIGLIP2_TOKEN_TABLE: mode } },
+      );
+      assert.equal(r.status, 0, `${mode}: ${r.stdout}\n${r.stderr}`);
+      assert.match(r.stdout, /grad\.text_model\.embeddings\.token_embedding\.weight\s.*ok/);
+      assert.match(r.stdout, /all 92 outputs within tolerance/);
     }
   });
 });
