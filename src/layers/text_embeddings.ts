@@ -13,9 +13,9 @@ import { SiglipLayer, type Shape, type SiglipLayerArgs, firstShape } from './bas
  * - `sharded`: row shards of at most the binding limit (128 MiB off webgpu) built on the device from the table's
  *   CPU-side data, gathered with `shardedGather`.
  * - `cpu`: rows are copied out of the table's CPU-side data in JavaScript and uploaded as one `[B, L, D]` tensor.
- * Every mode is differentiable with respect to the table (the same gradient as `tf.gather`'s, built shard by shard
- * for `sharded`; see `lookupWithTableGradient`). On webgpu a table gradient over the binding limit cannot exist as
- * one tensor, so recording one throws, naming the table (freeze the text embeddings there).
+ * Every mode is differentiable with respect to the table (a scatter-add of the incoming rows, the same gradient as
+ * `tf.gather`'s; see `lookupWithTableGradient`). On webgpu a table gradient over the binding limit cannot exist
+ * as one tensor, so recording one throws, naming the table (freeze the text embeddings there).
  */
 export type TokenTableMode = 'auto' | 'device' | 'sharded' | 'cpu';
 

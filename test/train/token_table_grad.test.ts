@@ -37,7 +37,7 @@ describe('train: the token table gets its gradient in every lookup mode', () => 
     await tf.setBackend('cpu');
   });
 
-  it('tableGradient over 3 shards equals the gradient TF.js derives for tf.gather (repeats, out-of-range ids)', () => {
+  it('tableGradient equals the gradient TF.js derives for tf.gather (repeats, out-of-range ids)', () => {
     const t = table(10, 3);
     const ids = tf.tensor2d(
       [
@@ -58,10 +58,10 @@ describe('train: the token table gets its gradient in every lookup mode', () => 
         .mul(dyValid)
         .sum(),
     )(t);
-    const got = tableGradient(dy, ids, [4, 4, 2], 'test table');
+    const got = tableGradient(dy, ids, 10, 'test table');
     assert.deepEqual(got.shape, [10, 3]);
     assert.deepEqual(Array.from(got.dataSync()), Array.from(reference.dataSync()));
-    // row 3 got two rows, row 9 (the last shard) one, rows 1 and 8 none
+    // row 3 got two rows, row 9 (the last) one, rows 1 and 8 none
     const g = got.arraySync();
     assert.ok(g[3].some((v) => v !== 0) && g[9].some((v) => v !== 0));
     assert.deepEqual(g[1], [0, 0, 0]);
