@@ -1,6 +1,9 @@
 // siglip2-tfjs: SigLIP / SigLIP 2 on TensorFlow.js. Importing this module registers the layer library with
 // tf.serialization, so `tf.loadLayersModel` can read converted models, and (in Node) lets `loadSiglip` and
-// `tf.loadLayersModel` read converted models from file:// URLs and paths.
+// `tf.loadLayersModel` read converted models from file:// URLs and paths. It checks the TF.js version first
+// (src/internals/tfjs.ts) and keeps TF.js's cpu backend from printing its tfjs-node banner.
+import './internals/tfjs.js';
+export { TESTED_TFJS_VERSION, ALLOW_UNTESTED_TFJS_ENV } from './internals/tfjs.js';
 export * from './layers/index.js';
 export * from './model/index.js';
 export * from './io/safetensors.js';

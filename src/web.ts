@@ -3,6 +3,7 @@
 // page uses the same TF.js instance as the library. Node-only modules (file access, safetensors checkpoints,
 // sharp) are not part of it.
 import * as tf from '@tensorflow/tfjs';
+import './internals/tfjs.js';
 
 export { tf };
 export * from './layers/index.js';

@@ -4,6 +4,7 @@
  * imported lazily, on first use.
  */
 import * as tf from '@tensorflow/tfjs';
+import { assertTestedTfjs } from '../internals/tfjs.js';
 import { setAdapterBindingLimit } from './binding.js';
 import { isNode } from './env.js';
 import type { ModuleImporter } from './tensorflow.js';
@@ -125,6 +126,8 @@ let nodeWasmThreads: number | undefined;
 
 async function useWasm(opts: UseBackendOptions): Promise<BackendReport> {
   const wasm = await import('@tensorflow/tfjs-backend-wasm');
+  // Our wasm kernels and the threaded Node build use the package's internals.
+  assertTestedTfjs({ '@tensorflow/tfjs-backend-wasm': wasm.version_wasm });
   if (isNode()) {
     const os = await import('node:os');
     const cores = os.availableParallelism();

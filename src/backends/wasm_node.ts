@@ -16,29 +16,29 @@ import { existsSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
+import {
+  type EmscriptenModule,
+  WASM_THREADED_SIMD,
+  wasmWorkerSource,
+  withLogicalCores,
+  wrapThreadedWasmModule,
+} from '../internals/tfjs.js';
 
 const require = createRequire(import.meta.url);
 
-/** The emscripten module of the threaded build, as far as this file uses it. */
-interface EmscriptenModule {
-  cwrap(name: string, ret: string | null, args: string[]): (...args: number[]) => number;
-}
 type Factory = (config: Record<string, unknown>) => Promise<EmscriptenModule>;
 type WasmModule = ConstructorParameters<typeof BackendWasm>[0];
 
 function wasmOutDir(): string {
-  return join(dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'wasm-out');
+  return join(
+    dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')),
+    WASM_THREADED_SIMD.folder,
+  );
 }
 
 /** Writes the pthread worker script shipped inside the package (as a string) to a real .cjs file once. */
 function workerFile(dir: string): string {
-  const { wasmWorkerContents } = require(
-    join(dir, 'tfjs-backend-wasm-threaded-simd.worker.js'),
-  ) as {
-    wasmWorkerContents: string;
-  };
-  // The package escapes nothing: a "\n" inside a JS string literal in the worker would become a real newline.
-  const source = wasmWorkerContents.replace(/\n/g, '\\n');
+  const source = wasmWorkerSource(require, join(dir, WASM_THREADED_SIMD.worker));
   const hash = createHash('sha256').update(source).digest('hex').slice(0, 16);
   const file = join(os.tmpdir(), `siglip2-tfjs-wasm-worker-${hash}.cjs`);
   if (!existsSync(file)) {
@@ -49,42 +49,18 @@ function workerFile(dir: string): string {
   return file;
 }
 
-/** Runs fn while os.cpus() reports at least `count` logical cores. */
-async function withLogicalCores<T>(count: number, fn: () => Promise<T>): Promise<T> {
-  const original = os.cpus;
-  os.cpus = () => {
-    const real = original();
-    if (real.length >= count || real.length === 0) return real;
-    return Array.from({ length: count }, (_, i) => real[i % real.length]);
-  };
-  try {
-    return await fn();
-  } finally {
-    os.cpus = original;
-  }
-}
-
 async function createThreadedBackend(threads: number): Promise<BackendWasm> {
   const dir = wasmOutDir();
-  const mainScript = join(dir, 'tfjs-backend-wasm-threaded-simd.js');
+  const mainScript = join(dir, WASM_THREADED_SIMD.script);
   const factory = require(mainScript) as Factory;
   const worker = workerFile(dir);
   setThreadsCount(threads);
-  return withLogicalCores(2 * threads, async () => {
+  return withLogicalCores(os, 2 * threads, async () => {
     const module = await factory({
       locateFile: (path: string) => (path.endsWith('.worker.js') ? worker : join(dir, path)),
       mainScriptUrlOrBlob: mainScript,
     });
-    const wrapped = module as EmscriptenModule & { tfjs?: Record<string, unknown> };
-    wrapped.tfjs = {
-      init: module.cwrap('init', null, []),
-      initWithThreadsCount: module.cwrap('init_with_threads_count', null, ['number']),
-      getThreadsCount: module.cwrap('get_threads_count', 'number', []),
-      registerTensor: module.cwrap('register_tensor', null, ['number', 'number', 'number']),
-      disposeData: module.cwrap('dispose_data', null, ['number']),
-      dispose: module.cwrap('dispose', null, []),
-    };
-    return new BackendWasm(wrapped as unknown as WasmModule);
+    return new BackendWasm(wrapThreadedWasmModule<WasmModule>(module));
   });
 }
 

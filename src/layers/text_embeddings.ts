@@ -3,6 +3,7 @@ import { bindingLimit } from '../backends/binding.js';
 import { readEnv } from '../backends/env.js';
 import { DEFAULT_SHARD_BYTES, shardTable, shardedGather } from '../backends/sharded_gather.js';
 import { hostValues } from '../util/host_values.js';
+import { lookupWithTableGradient } from './kernels/table_lookup.js';
 import { SiglipLayer, type Shape, type SiglipLayerArgs, firstShape } from './base.js';
 
 /**
@@ -13,6 +14,9 @@ import { SiglipLayer, type Shape, type SiglipLayerArgs, firstShape } from './bas
  * - `sharded`: row shards of at most the binding limit (128 MiB off webgpu) built on the device from the table's
  *   CPU-side data, gathered with `shardedGather`.
  * - `cpu`: rows are copied out of the table's CPU-side data in JavaScript and uploaded as one `[B, L, D]` tensor.
+ * Every mode is differentiable with respect to the table (a scatter-add of the incoming rows, the same gradient as
+ * `tf.gather`'s; see `lookupWithTableGradient`). On webgpu a table gradient over the binding limit cannot exist
+ * as one tensor, so recording one throws, naming the table (freeze the text embeddings there).
  */
 export type TokenTableMode = 'auto' | 'device' | 'sharded' | 'cpu';
 
@@ -187,10 +191,21 @@ export class SiglipTextEmbeddings extends SiglipLayer {
     if (mode === 'device') this.disposeShards();
     const shards = mode === 'sharded' ? this.shards() : undefined;
     return tf.tidy(() => {
+      const table = this.tokenEmbedding.read() as tf.Tensor2D;
+      const intIds = ids.toInt();
       let tokens: tf.Tensor;
-      if (shards) tokens = shardedGather(shards, ids.toInt());
-      else if (mode === 'cpu') tokens = this.cpuLookup(ids);
-      else tokens = tf.gather(this.tokenEmbedding.read(), ids.toInt());
+      if (mode === 'device') tokens = tf.gather(table, intIds);
+      else {
+        // Computed from shards or CPU data, but differentiable with respect to the table like tf.gather.
+        const rows = shards ? shards.map((s) => s.shape[0]) : [this.vocabSize];
+        tokens = lookupWithTableGradient(
+          table,
+          intIds,
+          () => (shards ? shardedGather(shards, intIds) : this.cpuLookup(intIds)),
+          rows,
+          `${this.name}/${TOKEN_TABLE_WEIGHT}`,
+        );
+      }
       const positions = this.positionEmbedding.read().slice([0, 0], [length, this.hiddenSize]);
       return tokens.add(positions);
     });

@@ -44,9 +44,16 @@ export async function lossAndGrads(
       }
       out.set(paramKey(p), g);
     }
-    // Parameters the loss does not depend on get explicit zeros, so every caller sees every parameter.
-    for (const p of params) {
-      if (!out.has(paramKey(p))) out.set(paramKey(p), tf.zerosLike(p.variable.read()));
+    // A parameter the gradient did not reach is an error, not zeros: zeros would train nothing in it while the
+    // optimizer still decayed it (a lookup computed off the tape once did exactly that to the token table).
+    const missing = params.filter((p) => !out.has(paramKey(p))).map(paramKey);
+    if (missing.length > 0) {
+      tf.dispose([value, ...out.values()]);
+      throw new Error(
+        `lossAndGrads: the loss has no gradient path to ${missing.length} trainable weight(s): ` +
+          `${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', ...' : ''}. ` +
+          'Freeze the weights the loss does not use (trainableParams) instead of training them blind.',
+      );
     }
     return { loss: value, grads: out };
   } finally {

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { type WasmBackendLike, ensureWasmKernels } from '../layers/kernels/wasm_kernels.js';
+import { wasmHeap } from '../internals/tfjs.js';
+import { ensureWasmKernels } from '../layers/kernels/wasm_kernels.js';
 
 /**
  * `UnsortedSegmentSum` for the wasm backend, which lacks it in TF.js 4.22. It is the gradient of `gather`
@@ -11,18 +12,18 @@ function unsortedSegmentSumWasm(args: {
   backend: unknown;
   attrs?: tf.NamedAttrMap;
 }): tf.TensorInfo {
-  const backend = args.backend as WasmBackendLike;
+  const heap = wasmHeap(args.backend);
   const x = args.inputs.x as tf.TensorInfo;
   const ids = args.inputs.segmentIds as tf.TensorInfo;
   const numSegments = Number(args.attrs?.numSegments);
   const idRank = ids.shape.length;
   const rowShape = x.shape.slice(idRank);
   const rowSize = rowShape.reduce((a, b) => a * b, 1);
-  const out = backend.makeOutput([numSegments, ...rowShape], x.dtype);
-  const o = backend.typedArrayFromHeap(out);
+  const out = heap.output([numSegments, ...rowShape], x.dtype);
+  const o = heap.view(out);
   o.fill(0);
-  const xv = backend.readSync(x.dataId);
-  const iv = backend.readSync(ids.dataId);
+  const xv = heap.read(x);
+  const iv = heap.read(ids);
   for (let i = 0; i < iv.length; i++) {
     const seg = iv[i];
     if (seg < 0 || seg >= numSegments) continue;

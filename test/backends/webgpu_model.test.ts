@@ -15,6 +15,7 @@ import { checkModelFixture, formatComparisons } from '../../src/check/index.js';
 import {
   SiglipTextEmbeddings,
   TOKEN_TABLE_WEIGHT,
+  type TokenTableMode,
   setTokenTableMode,
 } from '../../src/layers/index.js';
 import { loadHfCheckpoint } from '../../src/model/load_hf.js';
@@ -105,6 +106,56 @@ describe('model on webgpu under small binding limits (Node, Dawn)', function () 
     } finally {
       model.dispose();
     }
+  });
+
+  it('the token table gradient of the sharded and cpu lookups equals tf.gather on cpu; over the limit it refuses, naming the table', async () => {
+    // Whole-model training refuses on webgpu in Node (synchronous reads, above); the lookup's gradient alone
+    // needs none, so it is checked here against the cpu backend's tf.gather gradient.
+    const ids = [
+      [999, 0, 155, 156, 157, 311, 312, 500, 1, 2, 3, 4, 5, 998, 997, 780],
+      [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 155],
+    ];
+    const weights = Float32Array.from({ length: 2 * 16 * 48 }, (_, i) => ((i * 37) % 101) / 50 - 1);
+    const gradOn = async (backend: 'cpu' | 'webgpu', mode: TokenTableMode) => {
+      await useBackend(backend);
+      setTokenTableMode(mode);
+      const model = await loadHfCheckpoint(fixture('siglip_tiny'), {
+        towers: 'text',
+        onUnused: () => undefined,
+      });
+      const layer = model.text!.model.getLayer('embeddings') as SiglipTextEmbeddings;
+      const table = layer.tokenEmbedding.read() as tf.Variable;
+      table.trainable = true;
+      const idT = tf.tensor2d(ids, undefined, 'int32');
+      const w = tf.tensor3d(weights, [2, 16, 48]);
+      try {
+        const { value, grads } = tf.variableGrads(
+          () => (layer.apply(idT) as tf.Tensor).mul(w).sum() as tf.Scalar,
+          [table],
+        );
+        const grad = (await grads[table.name].data()) as Float32Array;
+        const out = { value: (await value.data())[0], grad };
+        tf.dispose([value, ...Object.values(grads)]);
+        return out;
+      } finally {
+        tf.dispose([idT, w]);
+        model.dispose();
+      }
+    };
+    const reference = await gradOn('cpu', 'device');
+    assert.ok(reference.grad.some((v) => v !== 0));
+    for (const mode of ['sharded', 'cpu'] as const) {
+      const got = await gradOn('webgpu', mode);
+      assert.ok(Math.abs(got.value - reference.value) < 1e-4, `${mode}: value`);
+      const maxDiff = got.grad.reduce((m, v, i) => Math.max(m, Math.abs(v - reference.grad[i])), 0);
+      assert.ok(maxDiff < 1e-5, `${mode}: gradient differs by ${maxDiff}`);
+    }
+    // 7 shards: the gradient [1000, 48] (192000 bytes) could not be one tensor under a 30000-byte limit.
+    forceBindingLimit(30000);
+    await assert.rejects(
+      gradOn('webgpu', 'sharded'),
+      /gradient of 'embeddings\/token_embedding\/embeddings' \[1000, 48\] is 192000 bytes, over .*freeze the text embeddings/,
+    );
   });
 
   it('a weight over the limit that cannot be split fails at load, naming it', async () => {

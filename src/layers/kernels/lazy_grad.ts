@@ -1,15 +1,7 @@
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
+import { runKernelFunc } from '../../internals/tfjs.js';
 
 type SaveFn = (tensors: tf.Tensor[]) => void;
-
-/** The part of TF.js's engine that `tf.customGrad` itself is built on (public in JS, private in the typings). */
-interface KernelFuncEngine {
-  runKernelFunc(params: {
-    forwardFunc: (backend: unknown, save: SaveFn) => tf.Tensor;
-    backwardsFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => Record<string, () => tf.Tensor>;
-    inputs: tf.NamedTensorMap;
-  }): tf.Tensor;
-}
 
 /**
  * An op with a hand-written gradient whose per-input gradients are computed only when asked for. `tf.customGrad`
@@ -22,10 +14,5 @@ export function opWithLazyGrads(
   forward: (save: SaveFn) => tf.Tensor,
   backward: (dy: tf.Tensor, saved: tf.Tensor[]) => Record<string, () => tf.Tensor>,
 ): tf.Tensor {
-  const engine = tf.engine() as unknown as KernelFuncEngine;
-  return engine.runKernelFunc({
-    forwardFunc: (_backend, save) => forward(save),
-    backwardsFunc: backward,
-    inputs,
-  });
+  return runKernelFunc(inputs, forward, backward);
 }

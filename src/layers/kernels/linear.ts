@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { liveTensorBytes, recordingGradients } from '../../internals/tfjs.js';
 import { chain } from './chain.js';
 import { opWithLazyGrads } from './lazy_grad.js';
 
@@ -28,8 +29,7 @@ export function setWasmPackCacheLimit(bytes: number): void {
  */
 function forwardKernel(kernel: tf.Tensor2D): tf.Tensor2D {
   if (tf.getBackend() !== 'wasm') return kernel;
-  const state = tf.engine().state;
-  if (state.gradientDepth === 0 && state.numBytes <= packCacheLimitBytes) return kernel;
+  if (!recordingGradients() && liveTensorBytes() <= packCacheLimitBytes) return kernel;
   return tf.mul(kernel, 1);
 }
 

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { nestedGradients, tapeIsOn } from '../../internals/tfjs.js';
 
 type SaveFn = (tensors: tf.Tensor[]) => void;
 
@@ -35,8 +36,7 @@ export function recomputeInBackward(
   inputs: tf.Tensor[],
   variables: readonly tf.Variable[],
 ): tf.Tensor {
-  const engine = tf.engine();
-  if (!engine.isTapeOn()) return fn(inputs);
+  if (!tapeIsOn()) return fn(inputs);
   const targets = gradientTargets;
   const params = variables.filter((v) => (targets ? targets.has(v.id) : v.trainable));
   const n = inputs.length;
@@ -49,23 +49,28 @@ export function recomputeInBackward(
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const floats = saved.filter((t) => t.dtype === 'float32');
         const wrt = [...floats, ...params];
-        // A nested gradient computation replaces the engine's tape and clears it when done; the outer backward
-        // pass still needs its own tape afterwards (to release what it saved), so it is put back.
-        const outerTape = engine.state.activeTape;
-        try {
-          const { value, grads } = engine.gradients(() => fn(saved), wrt, dy as tf.Tensor, true);
-          value.dispose();
-          const byId = new Map(wrt.map((t, i) => [t.id, grads[i]]));
-          const out = [...saved, ...params].map((t) => byId.get(t.id) ?? zerosFloat(t));
-          // TF.js keeps every saved tensor and every intermediate gradient until the whole backward pass ends.
-          // This block's saved inputs and its incoming gradient are needed by nothing else once it is done, so
-          // they are released now (a buffer still shared with a live tensor stays): for so400m that is 18 MiB per
-          // layer at batch 8 no longer held to the end.
-          tf.dispose([...saved, dy]);
-          return out;
-        } finally {
-          engine.state.activeTape = outerTape;
-        }
+        const { value, grads } = nestedGradients(() => fn(saved), wrt, dy);
+        value.dispose();
+        const byId = new Map(wrt.map((t, i) => [t.id, grads[i]]));
+        // An input the block's output does not depend on (a mask) gets zeros; a trained weight must get a gradient.
+        const out = [
+          ...saved.map((t) => byId.get(t.id) ?? zerosFloat(t)),
+          ...params.map((v) => {
+            const g = byId.get(v.id);
+            if (!g) {
+              throw new Error(
+                `gradient checkpointing: no gradient reached the trained weight '${v.name}' inside its recomputed block`,
+              );
+            }
+            return g;
+          }),
+        ];
+        // TF.js keeps every saved tensor and every intermediate gradient until the whole backward pass ends.
+        // This block's saved inputs and its incoming gradient are needed by nothing else once it is done, so
+        // they are released now (a buffer still shared with a live tensor stays): for so400m that is 18 MiB per
+        // layer at batch 8 no longer held to the end.
+        tf.dispose([...saved, dy]);
+        return out;
       },
     };
   });

@@ -1,15 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
+import { wasmHeap } from '../../internals/tfjs.js';
 
 // Replacements for three kernels of TF.js's wasm backend (4.22) that the layers and the trainer lean on. Each
 // computes exactly what the stock kernel computes; they differ in copies only.
-
-/** The parts of tfjs-backend-wasm's BackendWasm that our wasm kernels use. */
-export interface WasmBackendLike {
-  readSync(dataId: object): ArrayLike<number>;
-  incRef(dataId: object): void;
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  typedArrayFromHeap(t: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
-}
 
 interface KernelArgs {
   inputs: tf.NamedTensorInfoMap;
@@ -26,7 +19,7 @@ const fallbacks = new Map<string, Fallback>();
  * 0.8 s here. A slice that is one contiguous run is copied straight from the heap instead.
  */
 function sliceWasm(args: KernelArgs): tf.TensorInfo {
-  const backend = args.backend as WasmBackendLike;
+  const heap = wasmHeap(args.backend);
   const x = args.inputs.x as tf.TensorInfo;
   const [begin, size] = tf.slice_util.parseSliceParams(
     x as unknown as tf.Tensor,
@@ -36,11 +29,11 @@ function sliceWasm(args: KernelArgs): tf.TensorInfo {
   if (x.dtype === 'string' || !tf.slice_util.isSliceContinous(x.shape, begin, size)) {
     return (fallbacks.get('Slice') as Fallback)(args) as tf.TensorInfo;
   }
-  const out = backend.makeOutput(size, x.dtype);
+  const out = heap.output(size, x.dtype);
   const n = size.reduce((a, b) => a * b, 1);
   const offset = tf.slice_util.computeFlatOffset(begin, tf.util.computeStrides(x.shape));
   // Views are taken after makeOutput, which may grow (and so move) the heap.
-  backend.typedArrayFromHeap(out).set(backend.typedArrayFromHeap(x).subarray(offset, offset + n));
+  heap.view(out).set(heap.view(x).subarray(offset, offset + n));
   return out;
 }
 
@@ -71,10 +64,10 @@ function unpackWasm(args: KernelArgs): tf.TensorInfo[] {
  * are immutable (a variable's `assign` swaps buffers), so sharing is safe.
  */
 function identityWasm(args: KernelArgs): tf.TensorInfo {
-  const backend = args.backend as WasmBackendLike;
+  const heap = wasmHeap(args.backend);
   const x = args.inputs.x as tf.TensorInfo;
   if (x.dtype === 'string') return (fallbacks.get('Identity') as Fallback)(args) as tf.TensorInfo;
-  backend.incRef(x.dataId);
+  heap.share(x);
   return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
 }
 
