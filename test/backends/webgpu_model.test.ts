@@ -109,8 +109,8 @@ describe('model on webgpu under small binding limits (Node, Dawn)', function () 
   });
 
   it('the token table gradient of the sharded and cpu lookups equals tf.gather on cpu; over the limit it refuses, naming the table', async () => {
-    // Whole-model training refuses on webgpu in Node (synchronous reads, above); the lookup's gradient alone
-    // needs none, so it is checked here against the cpu backend's tf.gather gradient.
+    // The lookup's gradient alone, against the cpu backend's tf.gather gradient (the whole loss/gradient fixture in
+    // every lookup mode is in webgpu_train.test.ts).
     const ids = [
       [999, 0, 155, 156, 157, 311, 312, 500, 1, 2, 3, 4, 5, 998, 997, 780],
       [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 155],

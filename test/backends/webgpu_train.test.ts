@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { useBackend } from '../../src/backends/index.js';
 import { checkLossGradFixture, formatComparisons } from '../../src/check/index.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
+import { setTokenTableMode } from '../../src/layers/index.js';
 import { loadHfCheckpoint } from '../../src/model/load_hf.js';
 import '../../src/model/naflex_vision_model.js';
 import type { SiglipModel } from '../../src/model/siglip_model.js';
@@ -63,6 +64,24 @@ describe('training on webgpu in Node (Dawn)', function () {
       );
       assert.equal(rows.filter((r) => r.name.startsWith('grad.')).length, 88);
       assert.equal(tf.memory().numTensors, before, 'tensors leaked');
+    });
+  }
+
+  for (const mode of ['sharded', 'cpu'] as const) {
+    it(`siglip_tiny_loss_grad with the token table looked up ${mode === 'sharded' ? 'in forced row shards' : 'on the CPU'}: every gradient equals the reference`, async () => {
+      setTokenTableMode(mode);
+      try {
+        const rows = await checkLossGradFixture(fixture('siglip_tiny_loss_grad'));
+        assert.deepEqual(
+          rows.filter((r) => !r.ok),
+          [],
+          formatComparisons(rows),
+        );
+        const table = rows.find((r) => r.name.endsWith('token_embedding.weight'));
+        assert.ok(table && table.ok, 'the token table gradient was compared');
+      } finally {
+        setTokenTableMode(undefined);
+      }
     });
   }
 

@@ -136,7 +136,7 @@ describe('train: the token table gets its gradient in every lookup mode', () => 
         for (const mode of MODES) {
           setTokenTableMode(mode);
           const model = await loadHfCheckpoint(dir(), { onUnused: () => undefined });
-          const { loss, grads } = lossAndGrads(model, batch);
+          const { loss, grads } = await lossAndGrads(model, batch);
           const hf = toHfTensors(model, grads);
           const dead: string[] = [];
           let checked = 0;
@@ -173,14 +173,14 @@ describe('train: the token table gets its gradient in every lookup mode', () => 
           const out = vision.model.apply(vision.feeds(batch), { training: true }) as tf.Tensor[];
           return out[1].square().mean() as tf.Scalar;
         });
-      assert.throws(
+      await assert.rejects(
         () => lossAndGrads(model, batch, modelParams(model), visionOnly),
         /no gradient path to \d+ trainable weight\(s\): text:embeddings\/token_embedding\/embeddings/,
       );
       assert.equal(tf.memory().numTensors, before, 'tensors leaked on the error path');
       // Only the vision tower's weights: fine.
       const visionParams = modelParams(model).filter((p) => p.tower === 'vision');
-      const { loss, grads } = lossAndGrads(model, batch, visionParams, visionOnly);
+      const { loss, grads } = await lossAndGrads(model, batch, visionParams, visionOnly);
       assert.equal(grads.size, visionParams.length);
       tf.dispose([loss, ...grads.values()]);
     } finally {
