@@ -1,5 +1,5 @@
 // Writes the coloured-shapes task as files a user would have: PNG images with a captions CSV (or a folder of
-// <shape>/<image>), and a tiny SigLIP checkpoint folder (config.json, model.safetensors, preprocessor and a
+// <colour>/<image>), and a tiny SigLIP checkpoint folder (config.json, model.safetensors, preprocessor and a
 // word-level tokenizer for the task's words), so `siglip2 finetune` can be tried in a minute on a CPU.
 //
 //   node dist/examples/shapes_data.js <dir> [--copies 8] [--val-copies 2] [--seed 1] [--weights <hf folder>]
@@ -140,14 +140,14 @@ async function writePng(path: string, chw: Float32Array): Promise<void> {
 export interface ShapesFiles {
   /** CSV with columns image, caption (paths relative to the CSV). */
   csv: string;
-  /** `<folder>/<shape>/<image>.png` */
+  /** `<folder>/<colour>/<image>.png` */
   folder: string;
   pairs: number;
 }
 
 /**
  * Draws `copies` passes over the 24 captions ("a small red circle", ...) into `<dir>/images/<name>-<i>.png`, lists
- * them in `<dir>/<name>.csv`, and links the same images as `<dir>/folders/<name>/<shape>/<i>.png`.
+ * them in `<dir>/<name>.csv`, and links the same images as `<dir>/folders/<name>/<colour>/<i>.png`.
  */
 export async function writeShapesSplit(
   dir: string,
@@ -165,7 +165,7 @@ export async function writeShapesSplit(
       const pixels = drawShape(c, rand);
       await writePng(join(dir, 'images', file), pixels);
       lines.push(`images/${file},a ${c.size} ${c.colour} ${c.shape}`);
-      const classDir = join(dir, 'folders', name, c.shape);
+      const classDir = join(dir, 'folders', name, c.colour);
       mkdirSync(classDir, { recursive: true });
       copyFileSync(join(dir, 'images', file), join(classDir, file));
       i++;
