@@ -2,6 +2,8 @@
 // top-1 / top-5 accuracy for class folders.
 import * as tf from '@tensorflow/tfjs';
 import type { SiglipModel } from '../model/siglip_model.js';
+// NaFlex (siglip2) vision towers register themselves on import.
+import '../model/naflex_vision_model.js';
 import { type PairBatch, trainForward } from '../train/forward.js';
 import { sigmoidLoss } from '../train/loss.js';
 import { disposePairBatch, loadBatch, type Preprocessing, tokenizeCaptions } from './batches.js';

@@ -5,6 +5,8 @@ import { existsSync, promises as fsp } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { convertCheckpoint } from '../../converter/convert.js';
 import type { SiglipModel } from '../model/siglip_model.js';
+// NaFlex (siglip2) vision towers register themselves on import.
+import '../model/naflex_vision_model.js';
 import { loadPipeline, resolvePipelineModel } from '../pipeline/node.js';
 import type { SiglipPipeline } from '../pipeline/pipeline.js';
 import { exportHf } from '../train/export_hf.js';

@@ -12,7 +12,13 @@ import { loadSiglip } from '../../src/loader/load.js';
 import '../../src/loader/node.js';
 import { loadPipeline } from '../../src/pipeline/node.js';
 import { useTestBackend } from '../helpers/backend.js';
-import { readMetrics, shapesSetup, tinySettings, type ShapesSetup } from './helpers.js';
+import {
+  naflexShapesModel,
+  readMetrics,
+  shapesSetup,
+  tinySettings,
+  type ShapesSetup,
+} from './helpers.js';
 
 const recallSum = (m: EvalMetrics) =>
   m.image_to_text_r1 +
@@ -136,5 +142,40 @@ describe('siglip2 finetune end to end (tiny model, generated shapes, wasm)', fun
     );
     assert.ok(evals[1].val_loss < evals[0].val_loss);
     assert.ok(!existsSync(join(out, OUT.tfjs)));
+  });
+
+  it('NaFlex (siglip2_naflex_tiny, --max-num-patches 12): the loss falls and hf/ reproduces the last evaluation', async () => {
+    const model = await naflexShapesModel(s);
+    const out = join(mkdtempSync(join(tmpdir(), 'siglip2-ft-naflex-')), 'run');
+    const settings = tinySettings(s, { model, mode: 'lora', maxNumPatches: 12 });
+    await runFinetune(
+      out,
+      { settings },
+      { epochs: 1 },
+      { exportTfjs: false, onInfo: () => undefined },
+    );
+    const evals = readMetrics(out).filter((r): r is EvalRecord => r.type === 'eval');
+    assert.ok(
+      evals[1].val_loss < evals[0].val_loss,
+      `${evals[0].val_loss} -> ${evals[1].val_loss}`,
+    );
+    const pipe = await loadPipeline(join(out, OUT.hf), { maxNumPatches: 12 });
+    try {
+      const again = await evaluateData(
+        pipe.model,
+        await readPairData(s.valCsv),
+        {
+          imageProcessor: pipe.imageProcessor!,
+          tokenizer: pipe.tokenizer!,
+          textLength: pipe.textLength,
+        },
+        { batchSize: 24 },
+      );
+      assert.ok(
+        Math.abs(again.val_loss - evals[1].val_loss) < 1e-4 * Math.max(1, evals[1].val_loss),
+      );
+    } finally {
+      pipe.dispose();
+    }
   });
 });

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeShapesModel, writeShapesSplit } from '../../examples/shapes_data.js';
@@ -66,4 +66,32 @@ export function readMetrics(out: string): MetricsRecord[] {
       for (const k of TIMING_FIELDS) delete r[k];
       return r as unknown as MetricsRecord;
     });
+}
+
+/** The siglip2_naflex_tiny fixture checkpoint with the shapes tokenizer and a NaFlex preprocessor (16 patches). */
+export async function naflexShapesModel(s: ShapesSetup): Promise<string> {
+  const dir = join(s.dir, 'naflex-model');
+  mkdirSync(dir, { recursive: true });
+  for (const f of ['config.json', 'model.safetensors']) {
+    copyFileSync(fixture('siglip2_naflex_tiny', f), join(dir, f));
+  }
+  for (const f of ['tokenizer.json', 'tokenizer_config.json']) {
+    copyFileSync(join(s.model, f), join(dir, f));
+  }
+  writeFileSync(
+    join(dir, 'preprocessor_config.json'),
+    JSON.stringify({
+      image_processor_type: 'Siglip2ImageProcessor',
+      do_resize: true,
+      do_rescale: true,
+      do_normalize: true,
+      resample: 2,
+      rescale_factor: 1 / 255,
+      image_mean: [0.5, 0.5, 0.5],
+      image_std: [0.5, 0.5, 0.5],
+      patch_size: 16,
+      max_num_patches: 16,
+    }),
+  );
+  return dir;
 }
