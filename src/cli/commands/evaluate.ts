@@ -1,7 +1,12 @@
 import type { Command } from 'commander';
 import { checkImages, DEFAULT_FOLDER_TEMPLATE, readPairData } from '../../finetune/data_source.js';
 import { evaluateData } from '../../finetune/evaluation.js';
-import { openPipeline, pipelineOptions, type PipelineCliOptions } from '../pipeline_options.js';
+import {
+  batchSizeOf,
+  openPipeline,
+  pipelineOptions,
+  type PipelineCliOptions,
+} from '../pipeline_options.js';
 import { formatEval } from './finetune.js';
 
 interface EvaluateCliOptions extends PipelineCliOptions {
@@ -45,7 +50,7 @@ export function registerEvaluate(program: Command): void {
       if (!pipe.tokenizer || !pipe.imageProcessor) {
         throw new Error('evaluate: the model came without a tokenizer or image processor');
       }
-      const batchSize = Number(opts.batchSize);
+      const batchSize = batchSizeOf(opts);
       const m = await evaluateData(
         pipe.model,
         data,
