@@ -3,6 +3,7 @@ import type { SiglipModel } from '../model/siglip_model.js';
 import type { VisionInputs } from '../model/vision_model.js';
 import { sigmoidLoss } from './loss.js';
 import './wasm_kernels.js';
+import './cpu_kernels.js';
 
 /** One batch of image-text pairs: image i goes with text i. */
 export interface PairBatch extends VisionInputs {
