@@ -2,6 +2,8 @@ import { Command } from 'commander';
 import { registerCheck } from './commands/check.js';
 import { registerClassify } from './commands/classify.js';
 import { registerEmbed } from './commands/embed.js';
+import { registerEvaluate } from './commands/evaluate.js';
+import { registerFinetune } from './commands/finetune.js';
 import { registerConvert } from './commands/convert.js';
 import { registerParity } from './commands/parity.js';
 import { registerServeDemo } from './commands/serve_demo.js';
@@ -19,5 +21,7 @@ export function buildProgram(): Command {
   registerEmbed(program);
   registerParity(program);
   registerServeDemo(program);
+  registerFinetune(program);
+  registerEvaluate(program);
   return program;
 }

@@ -82,16 +82,12 @@ export class LoraAdapters {
           );
         }
         const bound = 1 / Math.sqrt(inDim);
-        const a = new tf.LayerVariable(
-          tf.randomUniform([inDim, rank], -bound, bound, 'float32', seed++),
-          'float32',
-          `${tower}/${path}/lora_a`,
-        );
-        const b = new tf.LayerVariable(
-          tf.zeros([rank, outDim]),
-          'float32',
-          `${tower}/${path}/lora_b`,
-        );
+        // LayerVariable makes a variable sharing the initial tensor's data: free the initial tensor itself.
+        const initA = tf.randomUniform([inDim, rank], -bound, bound, 'float32', seed++);
+        const initB = tf.zeros([rank, outDim]);
+        const a = new tf.LayerVariable(initA, 'float32', `${tower}/${path}/lora_a`);
+        const b = new tf.LayerVariable(initB, 'float32', `${tower}/${path}/lora_b`);
+        tf.dispose([initA, initB]);
         layer.lora = { a, b, scale: alpha / rank };
         entries.push({ tower, path, layer });
       }

@@ -61,6 +61,13 @@ export interface AdamWState {
   tensors: Map<string, tf.Tensor>;
 }
 
+/** A non-trainable variable holding `init`'s data; `init` itself is released (the variable shares its data). */
+function ownVariable(init: tf.Tensor): tf.Variable {
+  const v = tf.variable(init, false);
+  init.dispose();
+  return v;
+}
+
 /**
  * AdamW with decoupled weight decay, the update `torch.optim.AdamW` performs:
  * `p -= lr*wd*p; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr * (m/(1-b1^t)) / (sqrt(v/(1-b2^t)) + eps)`.
@@ -107,8 +114,8 @@ export class AdamW {
       let m = this.m.get(key);
       let v = this.v.get(key);
       if (!m || !v) {
-        m = tf.variable(tf.zerosLike(variable), false);
-        v = tf.variable(tf.zerosLike(variable), false);
+        m = ownVariable(tf.zerosLike(variable));
+        v = ownVariable(tf.zerosLike(variable));
         this.m.set(key, m);
         this.v.set(key, v);
       }
@@ -149,7 +156,7 @@ export class AdamW {
           `AdamW.setState: unexpected tensor '${name}' (expected m.<param> or v.<param>)`,
         );
       }
-      (kind === 'm' ? this.m : this.v).set(key, tf.variable(t.clone(), false));
+      (kind === 'm' ? this.m : this.v).set(key, ownVariable(t.clone()));
     }
   }
 
