@@ -53,7 +53,7 @@ export function parseHeader(
     json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(headerBytes));
   } catch (e) {
     throw new SafetensorsFormatError(
-      `${fileName}: safetensors header is not valid UTF-8 JSON (${(e as Error).message})`,
+      `${fileName}: safetensors header is not valid JSON in UTF-8 (${(e as Error).message})`,
       fileName,
       'header',
       { cause: e },

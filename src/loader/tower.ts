@@ -222,6 +222,9 @@ export async function loadTowerModel(
     ? modelJsonPath.slice(0, modelJsonPath.lastIndexOf('/') + 1)
     : '';
   const manifest = json.weightsManifest!;
+  if (opts.expectedWeights) {
+    checkManifestAgainst(manifest, opts.expectedWeights, where, 'the configuration');
+  }
   const total = manifest.reduce(
     (s, g) => s + g.weights.reduce((t, e) => t + entryBytes(e, where), 0),
     0,
@@ -232,9 +235,6 @@ export async function loadTowerModel(
       where,
       'weightsManifest',
     );
-  }
-  if (opts.expectedWeights) {
-    checkManifestAgainst(manifest, opts.expectedWeights, where, 'the configuration');
   }
   let model: tf.LayersModel;
   try {
