@@ -123,16 +123,35 @@ export function parseHeader(
     }
     tensors.set(name, { name, dtype: entry.dtype, shape: shape as number[], begin, end });
   }
+  // As the reference implementation: the tensors tile the data section exactly, without overlaps or holes. A
+  // header length off by a few bytes (which shifts the data) or bytes after the data are refused.
   const sorted = [...tensors.values()]
     .filter((t) => t.end > t.begin)
     .sort((a, b) => a.begin - b.begin);
-  for (let i = 1; i < sorted.length; i++) {
-    if (sorted[i].begin < sorted[i - 1].end) {
+  let covered = 0;
+  for (const t of sorted) {
+    if (t.begin < covered) {
+      const prev = sorted[sorted.indexOf(t) - 1];
       throw fail(
-        `tensors '${sorted[i - 1].name}' and '${sorted[i].name}' overlap in the data section`,
-        `${sorted[i].name}.data_offsets`,
+        `tensors '${prev.name}' and '${t.name}' overlap in the data section`,
+        `${t.name}.data_offsets`,
       );
     }
+    if (t.begin > covered) {
+      throw fail(
+        `bytes [${covered}, ${t.begin}) of the data section belong to no tensor (before '${t.name}'); ` +
+          'the header length or offsets are wrong',
+        `${t.name}.data_offsets`,
+      );
+    }
+    covered = t.end;
+  }
+  if (covered !== dataSize) {
+    throw fail(
+      `the tensors cover ${covered} bytes of the ${dataSize}-byte data section (header length wrong, or ` +
+        'bytes after the data)',
+      'data_offsets',
+    );
   }
   return { tensors, metadata };
 }
