@@ -2,6 +2,7 @@
 // (bench/fuzz/targets.ts) for long runs. The mutants run in a worker thread; the main thread restarts it past a
 // mutant that stops reporting for 60 s (a hang). Exit status 1 when any mutant failed.
 import * as tf from '@tensorflow/tfjs';
+import { rm } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { FIXTURES } from '../test/helpers/fixtures.js';
@@ -16,7 +17,7 @@ interface Job {
 }
 
 type Message =
-  | { kind: 'ready'; setupMs: number }
+  | { kind: 'ready'; setupMs: number; workDir: string }
   | { kind: 'result'; result: MutantResult; rssMb: number }
   | { kind: 'done' };
 
@@ -35,7 +36,11 @@ async function worker(job: Job): Promise<void> {
     tinyDir: `${FIXTURES}/siglip_tiny`,
     targets: job.targets,
   });
-  parentPort!.postMessage({ kind: 'ready', setupMs: performance.now() - t0 } satisfies Message);
+  parentPort!.postMessage({
+    kind: 'ready',
+    setupMs: performance.now() - t0,
+    workDir: fuzzer.workDir,
+  } satisfies Message);
   try {
     for (let i = job.start; i < job.end; i++) {
       const before = peakRssMb();
@@ -102,25 +107,30 @@ async function main(): Promise<void> {
     await new Promise<void>((resolve, reject) => {
       const w = new Worker(fileURLToPath(import.meta.url), { workerData: { ...job, start: from } });
       let timer: NodeJS.Timeout | undefined;
+      let workDir: string | undefined;
       const arm = (ms: number) => {
         clearTimeout(timer);
         timer = setTimeout(() => {
           failures.push({
             index: next,
-            target: 'safetensors',
-            what: `mutant ${next}: no result within ${ms / 1000} s`,
+            target: 'unknown',
+            what: `no result within ${ms / 1000} s`,
             outcome: 'failed',
-            detail: 'hang (see --only for its target and mutation)',
+            detail: `hang (rerun with --seed ${job.seed} --only ${next} to see its target and mutation)`,
             ms,
           });
           next++;
-          void w.terminate().then(() => resolve());
+          void w
+            .terminate()
+            .then(() => (workDir ? rm(workDir, { recursive: true, force: true }) : undefined))
+            .then(() => resolve());
         }, ms);
       };
       arm(300_000); // setup converts the tiny model
       w.on('message', (m: Message) => {
         if (m.kind === 'ready') {
           setupMs += m.setupMs;
+          workDir = m.workDir;
           arm(60_000);
         } else if (m.kind === 'result') {
           arm(60_000);

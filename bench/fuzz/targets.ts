@@ -54,7 +54,8 @@ const WEIGHTS: Record<Target, number> = {
 
 export interface MutantResult {
   index: number;
-  target: Target;
+  /** `unknown` for a mutant that hung (the runner knows only its index). */
+  target: Target | 'unknown';
   what: string;
   outcome: 'loaded' | 'refused' | 'failed';
   /** The error's class (refused) or what went wrong (failed). */

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { FileAccessError } from '../util/errors.js';
 import { registerSha256 } from './digest.js';
 import { type ArtifactSource, registerSourceFactory, rootOf } from './source.js';
+import { checkTopologyGraph } from './topology.js';
 import { checkManifestAgainstModel, entryBytes, parseModelJson } from './tower.js';
 
 function toPath(location: string): string | undefined {
@@ -75,6 +76,7 @@ export function fileModelHandler(modelJsonPath: string): tf.io.IOHandler {
       const json = parseModelJson(parsed, modelJsonPath);
       const manifest = json.weightsManifest!;
       // Check names and shapes against the topology before TF.js does (its messages name no file).
+      checkTopologyGraph(json.modelTopology, modelJsonPath);
       const probe = await tf.models.modelFromJSON({ modelTopology: json.modelTopology });
       try {
         checkManifestAgainstModel(manifest, probe, modelJsonPath);

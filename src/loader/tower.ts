@@ -5,6 +5,7 @@ import '../layers/index.js';
 import { assertWeightsFitBinding } from '../model/binding_check.js';
 import { ArtifactFormatError } from '../util/errors.js';
 import { isSafeRelativePath } from './manifest.js';
+import { checkTopologyGraph } from './topology.js';
 import type { ArtifactSource } from './source.js';
 import { readJson } from './source.js';
 
@@ -236,6 +237,7 @@ export async function loadTowerModel(
       'weightsManifest',
     );
   }
+  checkTopologyGraph(json.modelTopology, where);
   let model: tf.LayersModel;
   try {
     model = await tf.models.modelFromJSON({ modelTopology: json.modelTopology });

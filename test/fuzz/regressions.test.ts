@@ -4,14 +4,18 @@
 import { strict as assert } from 'node:assert';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { convertCheckpoint } from '../../converter/convert.js';
 import { SafetensorsFile } from '../../src/io/safetensors.js';
-import { parseManifest, parseModelJson } from '../../src/loader/index.js';
+import { loadSiglip, parseManifest, parseModelJson } from '../../src/loader/index.js';
+import '../../src/loader/node.js';
 import { CheckpointReader } from '../../src/model/checkpoint.js';
 import { parseConfig } from '../../src/model/config.js';
 import { readConfig } from '../../src/model/load_hf.js';
 import { ArtifactFormatError, ConfigError, SafetensorsFormatError } from '../../src/util/errors.js';
 import { joinSafetensors, splitSafetensors } from '../../bench/fuzz/mutate.js';
 import { tempDir } from '../converter/helpers.js';
+import { useTestBackend } from '../helpers/backend.js';
 import { fixture } from '../helpers/fixtures.js';
 
 function typed<T extends Error>(
@@ -194,6 +198,47 @@ describe('reader regressions found by fuzzing', function () {
           'model.json',
         ),
       typed(ArtifactFormatError, /are not relative file names/),
+    );
+  });
+
+  it('a model.json whose layer graph can never be built is refused, not a hang', async function () {
+    // Found by the fuzzer: one byte renaming a layer ('post_lay[rnorm') made TF.js's deserializer wait forever
+    // for the node a later layer takes from 'post_layernorm'; a cycle did the same.
+    this.timeout(60000);
+    await useTestBackend('cpu');
+    const dir = join(root, 'converted');
+    await convertCheckpoint(fixture('siglip_tiny'), dir);
+    const path = join(dir, 'vision', 'model.json');
+    const original = readFileSync(path, 'utf8');
+    interface Layer {
+      name: string;
+      inbound_nodes: [string, number, number, object][][];
+    }
+    const edit = (change: (layers: Layer[]) => void) => {
+      const json = JSON.parse(original) as { modelTopology: { config: { layers: Layer[] } } };
+      change(json.modelTopology.config.layers);
+      writeFileSync(path, JSON.stringify(json));
+    };
+    edit((layers) => (layers.find((l) => l.name === 'post_layernorm')!.name = 'post_lay[rnorm'));
+    await assert.rejects(
+      loadSiglip(dir, { verify: false, towers: 'vision' }),
+      typed(
+        ArtifactFormatError,
+        /modelTopology: layer '\w+' takes node 0 of 'post_layernorm', which is not a layer/,
+      ),
+    );
+    await assert.rejects(tf.loadLayersModel(path), ArtifactFormatError);
+    edit(
+      (layers) => (layers.find((l) => l.name === 'embeddings')!.inbound_nodes[0][0][0] = 'encoder'),
+    );
+    await assert.rejects(
+      loadSiglip(dir, { verify: false, towers: 'vision' }),
+      typed(ArtifactFormatError, /takes node 0 of '\w+', which is never built \(a cycle/),
+    );
+    edit((layers) => layers[1].inbound_nodes.push([]));
+    await assert.rejects(
+      loadSiglip(dir, { verify: false, towers: 'vision' }),
+      typed(ArtifactFormatError, /an inbound node is not a non-empty list/),
     );
   });
 });
