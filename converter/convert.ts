@@ -1,11 +1,13 @@
 // `siglip2 convert`: a Hugging Face checkpoint folder -> TF.js LayersModel artifacts, one per tower.
 import * as tf from '@tensorflow/tfjs';
+import { createHash } from 'node:crypto';
 import { existsSync, promises as fsp, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import '../src/layers/index.js';
 import {
   type ArtifactTower,
+  type FileDigest,
   MANIFEST_FILE,
   MANIFEST_FORMAT,
   MANIFEST_FORMAT_VERSION,
@@ -191,29 +193,82 @@ async function writeTensor(
   return { dtype: 'uint8', min, scale, original_dtype: 'float32' };
 }
 
-async function prepareOutDir(outDir: string, overwrite: boolean): Promise<void> {
+/** Refuses an output folder that is a file, or holds something other than a previous conversion. */
+async function checkOutDir(outDir: string, overwrite: boolean): Promise<void> {
+  if (!existsSync(outDir)) return;
+  const stat = await fsp.stat(outDir);
+  if (!stat.isDirectory()) throw new Error(`${outDir}: exists and is not a folder`);
+  const entries = await fsp.readdir(outDir);
+  if (!entries.length) return;
+  if (!overwrite) {
+    throw new Error(
+      `${outDir}: folder is not empty (pass --overwrite to replace a previous conversion)`,
+    );
+  }
+  if (!entries.includes(MANIFEST_FILE)) {
+    throw new Error(
+      `${outDir}: folder is not empty and holds no ${MANIFEST_FILE}; refusing to overwrite it`,
+    );
+  }
+}
+
+const PARTIAL = '.partial-';
+
+/** The temporary sibling a conversion into `outDir` writes to: `<outDir>.partial-<pid>-<stamp>`. */
+function partialDir(outDir: string): string {
+  return `${outDir}${PARTIAL}${process.pid}-${Date.now().toString(36)}`;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Removes `<outDir>.partial-<pid>-*` folders left by conversions whose process is gone (killed midway). */
+export async function removeStalePartials(outDir: string): Promise<string[]> {
+  const parent = dirname(outDir);
+  const prefix = basename(outDir) + PARTIAL;
+  const names = await fsp.readdir(parent).catch(() => [] as string[]);
+  const removed: string[] = [];
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const pid = Number(name.slice(prefix.length).split('-')[0]);
+    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || processAlive(pid)) continue;
+    await fsp.rm(join(parent, name), { recursive: true, force: true });
+    removed.push(join(parent, name));
+  }
+  return removed;
+}
+
+/**
+ * Moves the finished conversion `tmp` to `outDir` in one rename, so `outDir` is either absent, the previous
+ * conversion, or the complete new one. With `overwrite` a previous conversion is moved aside, then removed.
+ */
+async function publish(tmp: string, outDir: string, overwrite: boolean): Promise<void> {
   if (existsSync(outDir)) {
-    const stat = await fsp.stat(outDir);
-    if (!stat.isDirectory()) throw new Error(`${outDir}: exists and is not a folder`);
     const entries = await fsp.readdir(outDir);
-    if (entries.length) {
-      if (!overwrite) {
-        throw new Error(
-          `${outDir}: folder is not empty (pass --overwrite to replace a previous conversion)`,
-        );
-      }
-      if (!entries.includes(MANIFEST_FILE)) {
-        throw new Error(
-          `${outDir}: folder is not empty and holds no ${MANIFEST_FILE}; refusing to overwrite it`,
-        );
-      }
-      await fsp.rm(join(outDir, MANIFEST_FILE));
-      for (const t of ['vision', 'text', 'scores']) {
-        await fsp.rm(join(outDir, t), { recursive: true, force: true });
-      }
+    if (!entries.length) await fsp.rmdir(outDir);
+    else if (overwrite && entries.includes(MANIFEST_FILE)) {
+      const old = `${outDir}.old-${process.pid}-${Date.now().toString(36)}`;
+      await fsp.rename(outDir, old);
+      await fsp.rename(tmp, outDir);
+      await fsp.rm(old, { recursive: true, force: true });
+      return;
+    } else {
+      throw new Error(`${outDir}: another conversion filled this folder meanwhile; kept it`);
     }
   }
-  await fsp.mkdir(outDir, { recursive: true });
+  await fsp.rename(tmp, outDir);
+}
+
+/** Writes a file and returns its size and SHA-256. */
+async function writeDigested(path: string, bytes: Uint8Array): Promise<FileDigest> {
+  await fsp.writeFile(path, bytes);
+  return { size: bytes.byteLength, sha256: createHash('sha256').update(bytes).digest('hex') };
 }
 
 /**
@@ -229,7 +284,10 @@ async function prepareOutDir(outDir: string, overwrite: boolean): Promise<void> 
  * ```
  *
  * Tensors are streamed one at a time (the largest in pieces), transformed on plain arrays and written straight
- * into the shards, so memory stays far below the checkpoint size.
+ * into the shards, so memory stays far below the checkpoint size. `siglip.json` records the size and SHA-256 of
+ * every file written (checked by `loadSiglip`). Everything is written into a temporary sibling folder
+ * (`<outDir>.partial-<pid>-…`) renamed to `outDir` at the end, so a conversion killed midway never leaves a folder
+ * that looks complete; a later run removes such leftovers.
  */
 export async function convertCheckpoint(
   srcDir: string,
@@ -262,86 +320,100 @@ export async function convertCheckpoint(
   try {
     const wanted = all.filter((e) => towers.includes(e.tower));
     checkCheckpointTensors(reader, wanted);
-    await prepareOutDir(outDir, opts.overwrite ?? false);
-
-    const bytesTotal = wanted.reduce((s, e) => s + 4 * numel(e.hfShape), 0);
-    let bytesDone = 0;
-    let tensorsDone = 0;
-    const towerInfo: Partial<Record<ArtifactTower, TowerArtifactInfo>> = {};
-    for (const tower of towers) {
-      const plan = planTower(config, tower, all);
-      const dir = join(outDir, tower);
-      await fsp.mkdir(dir, { recursive: true });
-      const total = plan.entries.reduce((s, e) => s + storedBytes(dtype, e.tfShape), 0);
-      const shards = new ShardWriter(dir, total, shardBytes);
-      const weights: tf.io.WeightsManifestEntry[] = [];
-      for (const e of plan.entries) {
-        const quantization = await writeTensor(
-          reader,
-          e,
-          dtype,
-          shards,
-          opts.chunkElements ?? CHUNK_ELEMENTS,
-        );
-        const spec: tf.io.WeightsManifestEntry = {
-          name: e.tfName,
-          shape: e.tfShape,
-          dtype: 'float32',
+    await checkOutDir(outDir, opts.overwrite ?? false);
+    await fsp.mkdir(dirname(resolve(outDir)), { recursive: true });
+    await removeStalePartials(resolve(outDir));
+    const tmp = partialDir(resolve(outDir));
+    await fsp.mkdir(tmp);
+    const digests: Record<string, FileDigest> = {};
+    try {
+      const bytesTotal = wanted.reduce((s, e) => s + 4 * numel(e.hfShape), 0);
+      let bytesDone = 0;
+      let tensorsDone = 0;
+      const towerInfo: Partial<Record<ArtifactTower, TowerArtifactInfo>> = {};
+      for (const tower of towers) {
+        const plan = planTower(config, tower, all);
+        const dir = join(tmp, tower);
+        await fsp.mkdir(dir, { recursive: true });
+        const total = plan.entries.reduce((s, e) => s + storedBytes(dtype, e.tfShape), 0);
+        const shards = new ShardWriter(dir, total, shardBytes);
+        const weights: tf.io.WeightsManifestEntry[] = [];
+        for (const e of plan.entries) {
+          const quantization = await writeTensor(
+            reader,
+            e,
+            dtype,
+            shards,
+            opts.chunkElements ?? CHUNK_ELEMENTS,
+          );
+          const spec: tf.io.WeightsManifestEntry = {
+            name: e.tfName,
+            shape: e.tfShape,
+            dtype: 'float32',
+          };
+          if (quantization) spec.quantization = quantization;
+          weights.push(spec);
+          bytesDone += 4 * numel(e.hfShape);
+          tensorsDone++;
+          opts.onProgress?.({
+            tower,
+            tensor: e.hfName,
+            tensorsDone,
+            tensorsTotal: wanted.length,
+            bytesDone,
+            bytesTotal,
+          });
+        }
+        await shards.close();
+        const metadata: TowerMetadata = { siglip2: { tower, dtype, config: configJson } };
+        const modelJson = {
+          format: 'layers-model',
+          generatedBy: `TensorFlow.js tfjs-layers v${tf.version_layers}`,
+          convertedBy: `siglip2-tfjs converter v${converterVersion()}`,
+          modelTopology: plan.topology,
+          weightsManifest: [{ paths: shards.paths, weights }],
+          userDefinedMetadata: metadata,
         };
-        if (quantization) spec.quantization = quantization;
-        weights.push(spec);
-        bytesDone += 4 * numel(e.hfShape);
-        tensorsDone++;
-        opts.onProgress?.({
-          tower,
-          tensor: e.hfName,
-          tensorsDone,
-          tensorsTotal: wanted.length,
-          bytesDone,
-          bytesTotal,
-        });
+        digests[`${tower}/model.json`] = await writeDigested(
+          join(dir, 'model.json'),
+          new TextEncoder().encode(JSON.stringify(modelJson)),
+        );
+        for (const [name, d] of shards.digests) digests[`${tower}/${name}`] = d;
+        towerInfo[tower] = {
+          modelJson: `${tower}/model.json`,
+          weightBytes: total,
+          shards: shards.paths.length,
+          parameters: plan.entries.reduce((s, e) => s + numel(e.tfShape), 0),
+        };
       }
-      await shards.close();
-      const metadata: TowerMetadata = { siglip2: { tower, dtype, config: configJson } };
-      const modelJson = {
-        format: 'layers-model',
-        generatedBy: `TensorFlow.js tfjs-layers v${tf.version_layers}`,
-        convertedBy: `siglip2-tfjs converter v${converterVersion()}`,
-        modelTopology: plan.topology,
-        weightsManifest: [{ paths: shards.paths, weights }],
-        userDefinedMetadata: metadata,
-      };
-      await fsp.writeFile(join(dir, 'model.json'), JSON.stringify(modelJson));
-      towerInfo[tower] = {
-        modelJson: `${tower}/model.json`,
-        weightBytes: total,
-        shards: shards.paths.length,
-        parameters: plan.entries.reduce((s, e) => s + numel(e.tfShape), 0),
-      };
-    }
 
-    const files: string[] = [];
-    for (const f of PROCESSOR_FILES) {
-      if (existsSync(join(srcDir, f))) {
-        await fsp.copyFile(join(srcDir, f), join(outDir, f));
-        files.push(f);
+      const files: string[] = [];
+      for (const f of PROCESSOR_FILES) {
+        if (existsSync(join(srcDir, f))) {
+          digests[f] = await writeDigested(join(tmp, f), await fsp.readFile(join(srcDir, f)));
+          files.push(f);
+        }
       }
+      const manifest: SiglipArtifactsManifest = {
+        format: MANIFEST_FORMAT,
+        formatVersion: MANIFEST_FORMAT_VERSION,
+        converter: { name: 'siglip2-tfjs', version: converterVersion() },
+        source: { ...opts.source, path: resolve(srcDir) },
+        dtype,
+        shardBytes,
+        towers: towerInfo,
+        config: configJson,
+        files,
+        digests,
+        createdAt: new Date().toISOString(),
+      };
+      await fsp.writeFile(join(tmp, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
+      await publish(tmp, resolve(outDir), opts.overwrite ?? false);
+      return { outDir, manifest, seconds: (Date.now() - started) / 1000 };
+    } catch (e) {
+      await fsp.rm(tmp, { recursive: true, force: true });
+      throw e;
     }
-    const manifest: SiglipArtifactsManifest = {
-      format: MANIFEST_FORMAT,
-      formatVersion: MANIFEST_FORMAT_VERSION,
-      converter: { name: 'siglip2-tfjs', version: converterVersion() },
-      source: { ...opts.source, path: resolve(srcDir) },
-      dtype,
-      shardBytes,
-      towers: towerInfo,
-      config: configJson,
-      files,
-      createdAt: new Date().toISOString(),
-    };
-    // Written last: a folder without siglip.json is an unfinished conversion.
-    await fsp.writeFile(join(outDir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
-    return { outDir, manifest, seconds: (Date.now() - started) / 1000 };
   } finally {
     await reader.close();
   }

@@ -1,5 +1,7 @@
+import { createHash, type Hash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
+import type { FileDigest } from '../src/loader/manifest.js';
 
 /** TF.js's shard file naming: `group1-shard3of7.bin`. */
 export function shardFileNames(totalBytes: number, shardBytes: number): string[] {
@@ -17,6 +19,9 @@ export class ShardWriter {
   private written = 0;
   private inShard = 0;
   private handle?: fsp.FileHandle;
+  private hash?: Hash;
+  /** Size and SHA-256 of each shard written, by file name (complete after `close`). */
+  readonly digests = new Map<string, FileDigest>();
 
   constructor(
     private readonly dir: string,
@@ -37,18 +42,14 @@ export class ShardWriter {
     }
     let offset = 0;
     while (offset < bytes.byteLength) {
-      if (!this.handle) this.handle = await fsp.open(join(this.dir, this.paths[this.index]), 'w');
+      if (!this.handle) await this.openShard();
       const n = Math.min(bytes.byteLength - offset, this.shardBytes - this.inShard);
-      await this.handle.write(bytes, offset, n);
+      await this.handle!.write(bytes, offset, n);
+      this.hash!.update(bytes.subarray(offset, offset + n));
       offset += n;
       this.inShard += n;
       this.written += n;
-      if (this.inShard === this.shardBytes) {
-        await this.handle.close();
-        this.handle = undefined;
-        this.index++;
-        this.inShard = 0;
-      }
+      if (this.inShard === this.shardBytes) await this.closeShard();
     }
   }
 
@@ -61,9 +62,25 @@ export class ShardWriter {
     }
     if (!this.handle && this.index < this.paths.length) {
       // Zero weights: still write the (empty) single shard the manifest names.
-      this.handle = await fsp.open(join(this.dir, this.paths[this.index]), 'w');
+      await this.openShard();
     }
-    await this.handle?.close();
+    if (this.handle) await this.closeShard();
+  }
+
+  private async openShard(): Promise<void> {
+    this.handle = await fsp.open(join(this.dir, this.paths[this.index]), 'w');
+    this.hash = createHash('sha256');
+  }
+
+  private async closeShard(): Promise<void> {
+    await this.handle!.close();
+    this.digests.set(this.paths[this.index], {
+      size: this.inShard,
+      sha256: this.hash!.digest('hex'),
+    });
     this.handle = undefined;
+    this.hash = undefined;
+    this.index++;
+    this.inShard = 0;
   }
 }

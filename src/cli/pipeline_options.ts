@@ -20,12 +20,17 @@ export interface PipelineCliOptions {
   batchSize: string;
   maxNumPatches?: string;
   lowercase: boolean;
+  /** false with --no-verify. */
+  verify: boolean;
   backend?: string;
   threads?: number;
   json?: boolean;
 }
 
-/** Adds --model, --revision, --dtype, --batch-size, --max-num-patches, --no-lowercase, --backend, --threads. */
+/**
+ * Adds --model, --revision, --dtype, --batch-size, --max-num-patches, --no-lowercase, --no-verify, --backend,
+ * --threads.
+ */
 export function pipelineOptions(cmd: Command): Command {
   cmd
     .option(
@@ -41,7 +46,11 @@ export function pipelineOptions(cmd: Command): Command {
     )
     .option('--batch-size <n>', 'images or texts per forward pass', '8')
     .option('--max-num-patches <n>', 'NaFlex models: patch budget per image')
-    .option('--no-lowercase', 'feed texts as given (SigLIP 2 expects lowercased text)');
+    .option('--no-lowercase', 'feed texts as given (SigLIP 2 expects lowercased text)')
+    .option(
+      '--no-verify',
+      'load a converted model without checking its files against the SHA-256 digests in siglip.json',
+    );
   return backendOptions(cmd);
 }
 
@@ -106,6 +115,7 @@ export async function openPipeline(
       batchSize,
       maxNumPatches,
       lowercase: opts.lowercase,
+      verify: opts.verify,
       onProgress,
       onInfo: (m) => {
         if (!opts.json) console.error(m);

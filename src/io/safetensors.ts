@@ -1,5 +1,5 @@
 import { promises as fsp } from 'node:fs';
-import { basename } from 'node:path';
+import { FileAccessError } from '../util/errors.js';
 import {
   DTYPE_BYTES,
   type SafetensorsDtype,
@@ -7,6 +7,7 @@ import {
   type TypedArray,
   decodeTensorBytes,
   parseHeader,
+  SafetensorsFormatError,
 } from './safetensors_format.js';
 
 export * from './safetensors_format.js';
@@ -37,29 +38,44 @@ export class SafetensorsFile {
     try {
       handle = await fsp.open(path, 'r');
     } catch (e) {
-      throw new Error(`${path}: cannot open safetensors file (${(e as Error).message})`, {
-        cause: e,
-      });
+      throw new FileAccessError(
+        `${path}: cannot open safetensors file (${(e as Error).message})`,
+        path,
+        { cause: e },
+      );
     }
     try {
       const { size } = await handle.stat();
       const prefix = Buffer.alloc(8);
       const { bytesRead } = await handle.read(prefix, 0, 8, 0);
       if (bytesRead < 8) {
-        throw new Error(`${path}: file is ${size} bytes, too short for a safetensors header`);
+        throw new SafetensorsFormatError(
+          `${path}: file is ${size} bytes, too short for a safetensors header`,
+          path,
+          'header length',
+        );
       }
       const headerLength = prefix.readBigUInt64LE(0);
       const maxHeader = BigInt(Math.min(size - 8, 100 * 1024 * 1024));
       if (headerLength > maxHeader) {
-        throw new Error(
+        throw new SafetensorsFormatError(
           `${path}: header length ${headerLength} does not fit in the file (${size} bytes)` +
             (headerLength > 100n * 1024n * 1024n ? ' and exceeds the 100 MiB limit' : ''),
+          path,
+          'header length',
         );
       }
       const n = Number(headerLength);
       const headerBytes = Buffer.alloc(n);
-      await handle.read(headerBytes, 0, n, 8);
-      const { tensors, metadata } = parseHeader(headerBytes, size - 8 - n, basename(path));
+      const got = await handle.read(headerBytes, 0, n, 8);
+      if (got.bytesRead !== n) {
+        throw new SafetensorsFormatError(
+          `${path}: file ended inside the ${n}-byte header`,
+          path,
+          'header',
+        );
+      }
+      const { tensors, metadata } = parseHeader(headerBytes, size - 8 - n, path);
       return new SafetensorsFile(path, handle, tensors, metadata, 8 + n);
     } catch (e) {
       await handle.close();
@@ -74,7 +90,9 @@ export class SafetensorsFile {
 
   info(name: string): TensorInfo {
     const info = this.tensors.get(name);
-    if (!info) throw new Error(`${this.path}: no tensor named '${name}'`);
+    if (!info) {
+      throw new SafetensorsFormatError(`${this.path}: no tensor named '${name}'`, this.path, name);
+    }
     return info;
   }
 
@@ -107,7 +125,11 @@ export class SafetensorsFile {
         this.dataStart + info.begin + start + done,
       );
       if (bytesRead === 0) {
-        throw new Error(`${this.path}: tensor '${name}' is truncated (file ended early)`);
+        throw new SafetensorsFormatError(
+          `${this.path}: tensor '${name}' is truncated (file ended early)`,
+          this.path,
+          name,
+        );
       }
       done += bytesRead;
     }

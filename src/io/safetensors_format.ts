@@ -1,6 +1,10 @@
 // The safetensors format, without any file access (shared by the Node reader and the browser).
 // Layout: u64 little-endian header length N, N bytes of JSON header, then the data.
 
+import { SafetensorsFormatError } from '../util/errors.js';
+
+export { SafetensorsFormatError } from '../util/errors.js';
+
 export type SafetensorsDtype =
   'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
@@ -29,49 +33,66 @@ export interface TensorInfo {
 }
 
 function isDtype(d: unknown): d is SafetensorsDtype {
-  return typeof d === 'string' && d in DTYPE_BYTES;
+  return typeof d === 'string' && Object.prototype.hasOwnProperty.call(DTYPE_BYTES, d);
 }
 
 /**
  * Parses and validates a header: every entry has a known dtype, a shape of non-negative integers, offsets inside
- * the data section whose length equals dtype size x element count, and no two tensors overlap.
+ * the data section whose length equals dtype size x element count, and no two tensors overlap. `fileName` names
+ * the file in errors (all {@link SafetensorsFormatError}, with the tensor or field at fault).
  */
 export function parseHeader(
   headerBytes: Uint8Array,
   dataSize: number,
   fileName: string,
 ): { tensors: Map<string, TensorInfo>; metadata: Record<string, string> } {
+  const fail = (message: string, field?: string) =>
+    new SafetensorsFormatError(`${fileName}: ${message}`, fileName, field);
   let json: unknown;
   try {
-    json = JSON.parse(new TextDecoder().decode(headerBytes));
+    json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(headerBytes));
   } catch (e) {
-    throw new Error(`${fileName}: safetensors header is not valid JSON (${(e as Error).message})`, {
-      cause: e,
-    });
+    throw new SafetensorsFormatError(
+      `${fileName}: safetensors header is not valid JSON in UTF-8 (${(e as Error).message})`,
+      fileName,
+      'header',
+      { cause: e },
+    );
   }
   if (json === null || typeof json !== 'object' || Array.isArray(json)) {
-    throw new Error(`${fileName}: safetensors header must be a JSON object`);
+    throw fail('safetensors header must be a JSON object', 'header');
   }
   const tensors = new Map<string, TensorInfo>();
   let metadata: Record<string, string> = {};
   for (const [name, raw] of Object.entries(json as Record<string, unknown>)) {
     if (name === '__metadata__') {
-      metadata = (raw ?? {}) as Record<string, string>;
+      if (raw === null) continue;
+      if (
+        typeof raw !== 'object' ||
+        Array.isArray(raw) ||
+        !Object.values(raw as object).every((v) => typeof v === 'string')
+      ) {
+        throw fail('__metadata__ must be an object of strings', '__metadata__');
+      }
+      metadata = raw as Record<string, string>;
       continue;
     }
-    const where = `${fileName}: tensor '${name}'`;
+    const where = `tensor '${name}'`;
+    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+      throw fail(`${where}: entry is not an object`, name);
+    }
     const entry = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    if (entry === null || typeof entry !== 'object')
-      throw new Error(`${where}: entry is not an object`);
     if (!isDtype(entry.dtype)) {
-      throw new Error(
+      throw fail(
         `${where}: unknown dtype ${JSON.stringify(entry.dtype)} (supported: ${Object.keys(DTYPE_BYTES).join(', ')})`,
+        `${name}.dtype`,
       );
     }
     const shape = entry.shape;
-    if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
-      throw new Error(
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+      throw fail(
         `${where}: shape ${JSON.stringify(shape)} is not a list of non-negative integers`,
+        `${name}.shape`,
       );
     }
     const offsets = entry.data_offsets;
@@ -80,34 +101,57 @@ export function parseHeader(
       offsets.length !== 2 ||
       !offsets.every((o) => Number.isSafeInteger(o) && o >= 0)
     ) {
-      throw new Error(
+      throw fail(
         `${where}: data_offsets ${JSON.stringify(offsets)} are not two non-negative integers`,
+        `${name}.data_offsets`,
       );
     }
     const [begin, end] = offsets as [number, number];
     if (begin > end || end > dataSize) {
-      throw new Error(
+      throw fail(
         `${where}: data_offsets [${begin}, ${end}] point outside the data section (${dataSize} bytes)`,
+        `${name}.data_offsets`,
       );
     }
     const numel = (shape as number[]).reduce((a, b) => a * b, 1);
     const expected = numel * DTYPE_BYTES[entry.dtype];
     if (end - begin !== expected) {
-      throw new Error(
+      throw fail(
         `${where}: holds ${end - begin} bytes but ${entry.dtype} [${shape.join(', ')}] needs ${expected}`,
+        `${name}.shape`,
       );
     }
     tensors.set(name, { name, dtype: entry.dtype, shape: shape as number[], begin, end });
   }
+  // As the reference implementation: the tensors tile the data section exactly, without overlaps or holes. A
+  // header length off by a few bytes (which shifts the data) or bytes after the data are refused.
   const sorted = [...tensors.values()]
     .filter((t) => t.end > t.begin)
     .sort((a, b) => a.begin - b.begin);
-  for (let i = 1; i < sorted.length; i++) {
-    if (sorted[i].begin < sorted[i - 1].end) {
-      throw new Error(
-        `${fileName}: tensors '${sorted[i - 1].name}' and '${sorted[i].name}' overlap in the data section`,
+  let covered = 0;
+  for (const t of sorted) {
+    if (t.begin < covered) {
+      const prev = sorted[sorted.indexOf(t) - 1];
+      throw fail(
+        `tensors '${prev.name}' and '${t.name}' overlap in the data section`,
+        `${t.name}.data_offsets`,
       );
     }
+    if (t.begin > covered) {
+      throw fail(
+        `bytes [${covered}, ${t.begin}) of the data section belong to no tensor (before '${t.name}'); ` +
+          'the header length or offsets are wrong',
+        `${t.name}.data_offsets`,
+      );
+    }
+    covered = t.end;
+  }
+  if (covered !== dataSize) {
+    throw fail(
+      `the tensors cover ${covered} bytes of the ${dataSize}-byte data section (header length wrong, or ` +
+        'bytes after the data)',
+      'data_offsets',
+    );
   }
   return { tensors, metadata };
 }
@@ -162,7 +206,10 @@ export function decodeTensorBytes(
       for (let i = 0; i < n; i++) {
         const v = view.getBigInt64(i * 8, true);
         if (v > 2147483647n || v < -2147483648n) {
-          throw new Error(`${where}: int64 value ${v} at index ${i} does not fit in int32`);
+          throw new SafetensorsFormatError(
+            `${where}: int64 value ${v} at index ${i} does not fit in int32`,
+            where,
+          );
         }
         out[i] = Number(v);
       }

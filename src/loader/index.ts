@@ -3,3 +3,5 @@ export * from './manifest.js';
 export * from './source.js';
 export * from './tower.js';
 export * from './load.js';
+export * from './digest.js';
+export * from '../util/errors.js';

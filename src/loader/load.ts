@@ -10,6 +10,9 @@ import { parseConfig, type SiglipConfig } from '../model/config.js';
 import { SiglipModel, type TowerChoice } from '../model/siglip_model.js';
 import { SiglipTextModel } from '../model/text_model.js';
 import { SiglipVisionModel } from '../model/vision_model.js';
+import { checkpointWeights } from '../model/weight_map.js';
+import { ArtifactFormatError, IntegrityError } from '../util/errors.js';
+import { verifiedSource } from './digest.js';
 import {
   type ArtifactTower,
   MANIFEST_FILE,
@@ -42,7 +45,19 @@ export interface LoadSiglipOptions extends HttpSourceOptions {
   backend?: BackendName | 'auto';
   /** Options for useBackend (wasm threads, browser wasmPaths). */
   backendOptions?: UseBackendOptions;
+  /**
+   * Check every file read (model.json, shards, processor configs) against the size and SHA-256 recorded in
+   * siglip.json, as it arrives (default true). A mismatch throws an IntegrityError naming the file and both
+   * digests. `false` skips the check (e.g. for artifacts edited by hand).
+   */
+  verify?: boolean;
+  /** Non-fatal problems, e.g. a siglip.json without digests (default: console.warn). */
+  onWarning?: (message: string) => void;
 }
+
+/** How the files of a loaded model were checked: `verified` (SHA-256 of each file read), `skipped` (verify:
+ * false), `no-digests` (siglip.json written before digests were recorded), `none` (IndexedDB). */
+export type Verification = 'verified' | 'skipped' | 'no-digests' | 'none';
 
 /** What a text/image processor needs, from the files the converter copied beside the model. */
 export interface ProcessorInfo {
@@ -70,6 +85,9 @@ export class LoadedSiglipModel extends SiglipModel {
 
   /** The backend chosen by the `backend` option of loadSiglip (and why); undefined without that option. */
   backendReport?: BackendReport;
+
+  /** Whether the files were checked against the digests of siglip.json. */
+  verification: Verification = 'none';
 }
 
 function wantedTowers(
@@ -125,27 +143,50 @@ async function loadFromSource(
   location: string,
   opts: LoadSiglipOptions,
 ): Promise<LoadedSiglipModel> {
-  const source = sourceFor(location, opts);
-  const manifest = parseManifest(
-    await readJson(source, MANIFEST_FILE),
-    source.locate(MANIFEST_FILE),
-  );
-  const config = parseConfig(manifest.config, source.locate(MANIFEST_FILE));
+  const plain = sourceFor(location, opts);
+  const manifestAt = plain.locate(MANIFEST_FILE);
+  const manifest = parseManifest(await readJson(plain, MANIFEST_FILE), manifestAt);
+  const config = parseConfig(manifest.config, manifestAt);
   const towers = wantedTowers(opts.towers ?? 'both', manifest.towers);
   if (!towers.length) {
-    throw new Error(
-      `${source.locate(MANIFEST_FILE)}: the converted model has no ${opts.towers ?? 'both'} tower`,
+    throw new ArtifactFormatError(
+      `${manifestAt}: the converted model has no ${opts.towers ?? 'both'} tower`,
+      manifestAt,
+      'towers',
     );
   }
+  let verification: Verification = 'skipped';
+  let source: ArtifactSource = plain;
+  let read: Set<string> | undefined;
+  if (opts.verify !== false) {
+    if (manifest.digests) {
+      const checked = verifiedSource(plain, manifest.digests, manifestAt);
+      source = checked;
+      read = checked.read;
+      verification = 'verified';
+    } else {
+      verification = 'no-digests';
+      (opts.onWarning ?? ((m: string) => console.warn(m)))(
+        `${manifestAt}: records no SHA-256 digests (converted by an older siglip2-tfjs); loading without ` +
+          'verifying the files. Convert again to get verified loading.',
+      );
+    }
+  }
+  const weights = checkpointWeights(config);
   const totalBytes = towers.reduce((s, t) => s + (manifest.towers[t]?.weightBytes ?? 0), 0);
   let before = 0;
   const models: Partial<Record<ArtifactTower, tf.LayersModel>> = {};
   try {
     for (const tower of towers) {
       const info = manifest.towers[tower]!;
+      const expectedWeights = new Map(
+        weights.filter((w) => w.tower === tower).map((w) => [w.tfName, w.tfShape]),
+      );
       const { model } = await loadTowerModel(source, info.modelJson, {
         shardBytes: manifest.shardBytes,
         concurrency: opts.concurrency,
+        expectedWeights,
+        expectedBytes: info.weightBytes,
         onBytes: (loaded) =>
           opts.onProgress?.({
             loadedBytes: before + loaded,
@@ -156,12 +197,39 @@ async function loadFromSource(
       });
       models[tower] = model;
       before += info.weightBytes;
+      if (read) checkAllRead(manifest, info.modelJson, read, manifestAt, plain);
     }
     const processor = await processorInfo(source, manifest);
-    return wrap(config, models, processor, manifest);
+    const loaded = wrap(config, models, processor, manifest);
+    loaded.verification = verification;
+    return loaded;
   } catch (e) {
     for (const m of Object.values(models)) m.dispose();
     throw e;
+  }
+}
+
+/** Every file siglip.json lists in a tower's folder must have been read: one that was not is missing from model.json. */
+function checkAllRead(
+  manifest: SiglipArtifactsManifest,
+  modelJson: string,
+  read: ReadonlySet<string>,
+  manifestAt: string,
+  source: ArtifactSource,
+): void {
+  const dir = modelJson.includes('/') ? modelJson.slice(0, modelJson.lastIndexOf('/') + 1) : '';
+  if (!dir) return;
+  const unread = Object.keys(manifest.digests ?? {}).filter(
+    (p) => p.startsWith(dir) && !read.has(p),
+  );
+  if (unread.length) {
+    throw new IntegrityError(
+      `${source.locate(modelJson)}: does not reference ${unread.join(', ')}, which ${manifestAt} records ` +
+        '(model.json edited, or files of another conversion mixed in)',
+      source.locate(unread[0]),
+      manifest.digests![unread[0]],
+      {},
+    );
   }
 }
 

@@ -1,10 +1,14 @@
 // Node-only: reading converted models from disk, for loadSiglip and for plain `tf.loadLayersModel`.
 // Importing this module registers both (the package's main entry imports it).
 import * as tf from '@tensorflow/tfjs';
+import { createHash } from 'node:crypto';
 import { existsSync, promises as fsp } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { FileAccessError } from '../util/errors.js';
+import { registerSha256 } from './digest.js';
 import { type ArtifactSource, registerSourceFactory, rootOf } from './source.js';
+import { checkTopologyGraph } from './topology.js';
 import { checkManifestAgainstModel, entryBytes, parseModelJson } from './tower.js';
 
 function toPath(location: string): string | undefined {
@@ -26,8 +30,9 @@ export function fileSource(dir: string): ArtifactSource {
         buf = await fsp.readFile(path);
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
-        throw new Error(
+        throw new FileAccessError(
           `${path}: ${code === 'ENOENT' ? 'missing file' : 'cannot read'} (${(e as Error).message})`,
+          path,
           { cause: e },
         );
       }
@@ -35,6 +40,8 @@ export function fileSource(dir: string): ArtifactSource {
     },
   };
 }
+
+registerSha256((bytes) => createHash('sha256').update(bytes).digest('hex'));
 
 registerSourceFactory((location) => {
   const path = toPath(location);
@@ -69,6 +76,7 @@ export function fileModelHandler(modelJsonPath: string): tf.io.IOHandler {
       const json = parseModelJson(parsed, modelJsonPath);
       const manifest = json.weightsManifest!;
       // Check names and shapes against the topology before TF.js does (its messages name no file).
+      checkTopologyGraph(json.modelTopology, modelJsonPath);
       const probe = await tf.models.modelFromJSON({ modelTopology: json.modelTopology });
       try {
         checkManifestAgainstModel(manifest, probe, modelJsonPath);

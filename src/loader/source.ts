@@ -1,5 +1,6 @@
 // Where converted artifacts are read from. Browser-safe: http(s) via fetch here; Node registers file paths
 // (src/loader/node.ts).
+import { ArtifactFormatError, FileAccessError } from '../util/errors.js';
 
 /** Read access to the files of a converted model, relative to its root folder / URL. */
 export interface ArtifactSource {
@@ -14,9 +15,12 @@ export async function readJson(source: ArtifactSource, rel: string): Promise<unk
   try {
     return JSON.parse(text) as unknown;
   } catch (e) {
-    throw new Error(`${source.locate(rel)}: not valid JSON (${(e as Error).message})`, {
-      cause: e,
-    });
+    throw new ArtifactFormatError(
+      `${source.locate(rel)}: not valid JSON (${(e as Error).message})`,
+      source.locate(rel),
+      undefined,
+      { cause: e },
+    );
   }
 }
 
@@ -38,12 +42,15 @@ export function httpSource(baseUrl: string, opts: HttpSourceOptions = {}): Artif
       try {
         res = await fetchFunc(url, opts.requestInit);
       } catch (e) {
-        throw new Error(`${url}: request failed (${(e as Error).message})`, { cause: e });
+        throw new FileAccessError(`${url}: request failed (${(e as Error).message})`, url, {
+          cause: e,
+        });
       }
       if (!res.ok) {
-        throw new Error(
+        throw new FileAccessError(
           `${url}: HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}` +
             (res.status === 404 ? ' (file not found)' : ''),
+          url,
         );
       }
       return res.arrayBuffer();

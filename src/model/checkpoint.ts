@@ -1,6 +1,12 @@
 import { existsSync, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import { type LoadedTensor, SafetensorsFile, type TensorInfo } from '../io/safetensors.js';
+import {
+  type LoadedTensor,
+  SafetensorsFile,
+  SafetensorsFormatError,
+  type TensorInfo,
+} from '../io/safetensors.js';
+import { FileAccessError } from '../util/errors.js';
 import type { WeightEntry } from './weight_map.js';
 
 /**
@@ -22,29 +28,49 @@ export class CheckpointReader {
       const file = await SafetensorsFile.open(single);
       return new CheckpointReader(dir, [file], new Map(file.names.map((n) => [n, file])));
     }
-    throw new Error(
+    throw new FileAccessError(
       `${dir}: no model.safetensors or model.safetensors.index.json (only safetensors checkpoints are read; ` +
         'convert a pytorch_model.bin with transformers first)',
+      single,
     );
   }
 
   private static async openSharded(dir: string, index: string): Promise<CheckpointReader> {
-    let parsed: { weight_map?: Record<string, string> };
+    const fail = (message: string, field?: string, cause?: unknown) =>
+      new SafetensorsFormatError(`${index}: ${message}`, index, field, { cause });
+    let parsed: unknown;
     try {
-      parsed = JSON.parse(await fsp.readFile(index, 'utf8')) as typeof parsed;
+      parsed = JSON.parse(await fsp.readFile(index, 'utf8'));
     } catch (e) {
-      throw new Error(`${index}: not valid JSON (${(e as Error).message})`, { cause: e });
+      throw fail(`not valid JSON (${(e as Error).message})`, undefined, e);
     }
-    const weightMap = parsed.weight_map;
-    if (!weightMap || typeof weightMap !== 'object') throw new Error(`${index}: no weight_map`);
-    const shardNames = [...new Set(Object.values(weightMap))];
+    const weightMap =
+      parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)
+        ? (parsed as { weight_map?: unknown }).weight_map
+        : undefined;
+    if (weightMap === null || typeof weightMap !== 'object' || Array.isArray(weightMap)) {
+      throw fail('no weight_map object', 'weight_map');
+    }
+    const entries = Object.entries(weightMap as Record<string, unknown>);
+    for (const [name, shard] of entries) {
+      if (
+        typeof shard !== 'string' ||
+        !shard ||
+        shard.includes('/') ||
+        shard.includes('\\') ||
+        shard.startsWith('.')
+      ) {
+        throw fail(
+          `weight_map['${name}']: shard name ${JSON.stringify(shard)} is not a plain file name`,
+          `weight_map.${name}`,
+        );
+      }
+    }
+    const shardNames = [...new Set(entries.map(([, s]) => s as string))];
     const files: SafetensorsFile[] = [];
     const byShard = new Map<string, SafetensorsFile>();
     try {
       for (const shard of shardNames) {
-        if (shard.includes('/') || shard.includes('\\') || shard.startsWith('.')) {
-          throw new Error(`${index}: shard name ${JSON.stringify(shard)} is not a plain file name`);
-        }
         const file = await SafetensorsFile.open(join(dir, shard));
         files.push(file);
         byShard.set(shard, file);
@@ -54,11 +80,14 @@ export class CheckpointReader {
       throw e;
     }
     const byName = new Map<string, SafetensorsFile>();
-    for (const [name, shard] of Object.entries(weightMap)) {
-      const file = byShard.get(shard) as SafetensorsFile;
+    for (const [name, shard] of entries) {
+      const file = byShard.get(shard as string) as SafetensorsFile;
       if (!file.tensors.has(name)) {
         await Promise.all(files.map((f) => f.close()));
-        throw new Error(`${index}: lists '${name}' in ${shard}, but that shard does not hold it`);
+        throw fail(
+          `lists '${name}' in ${shard as string}, but that shard does not hold it`,
+          `weight_map.${name}`,
+        );
       }
       byName.set(name, file);
     }
@@ -114,22 +143,28 @@ export function checkCheckpointTensors(
 ): void {
   const missing = wanted.filter((e) => !reader.has(e.hfName)).map((e) => e.hfName);
   if (missing.length) {
-    throw new Error(
+    throw new SafetensorsFormatError(
       `${reader.dir}: the checkpoint lacks ${missing.length} tensor(s) the configuration needs: ` +
         `${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ', …' : ''}`,
+      reader.dir,
+      missing[0],
     );
   }
   for (const e of wanted) {
     const info = reader.info(e.hfName);
     if (info.shape.join(',') !== e.hfShape.join(',')) {
-      throw new Error(
+      throw new SafetensorsFormatError(
         `${reader.fileOf(e.hfName)}: tensor '${e.hfName}' has shape [${info.shape.join(', ')}], ` +
           `the configuration needs [${e.hfShape.join(', ')}]`,
+        reader.fileOf(e.hfName),
+        `${e.hfName}.shape`,
       );
     }
     if (!FLOAT_DTYPES.has(info.dtype)) {
-      throw new Error(
+      throw new SafetensorsFormatError(
         `${reader.fileOf(e.hfName)}: tensor '${e.hfName}' has dtype ${info.dtype}; weights must be F32, F16 or BF16`,
+        reader.fileOf(e.hfName),
+        `${e.hfName}.dtype`,
       );
     }
   }

@@ -3,6 +3,18 @@ import {
   SUPPORTED_ACTIVATIONS,
   isHiddenAct,
 } from '../layers/kernels/activations.js';
+import { ConfigError } from '../util/errors.js';
+
+/** Largest value of any size field (TF.js shapes are int32). */
+const MAX_SIZE = 2 ** 31 - 1;
+/** Largest num_hidden_layers accepted (real SigLIP models have at most a few dozen). */
+export const MAX_LAYERS = 1024;
+
+/** The file a `where` string names (`config.json: text_config` -> `config.json`). */
+function fileOf(where: string): string {
+  const i = where.lastIndexOf(': ');
+  return i < 0 ? where : where.slice(0, i);
+}
 
 /** Text tower configuration (`SiglipTextConfig` / `Siglip2TextConfig`), with the reference defaults filled in. */
 export interface SiglipTextConfig {
@@ -62,12 +74,14 @@ class ConfigReader {
     private readonly where: string,
   ) {}
 
-  int(key: string, fallback: number, min = 1): number {
+  private fail(key: string, message: string): ConfigError {
+    return new ConfigError(`${this.where}.${key} ${message}`, fileOf(this.where), key);
+  }
+
+  int(key: string, fallback: number, min = 1, max = MAX_SIZE): number {
     const v = this.json[key] ?? fallback;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min) {
-      throw new Error(
-        `${this.where}.${key} must be an integer >= ${min}, got ${JSON.stringify(v)}`,
-      );
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+      throw this.fail(key, `must be an integer in [${min}, ${max}], got ${JSON.stringify(v)}`);
     }
     return v;
   }
@@ -75,7 +89,7 @@ class ConfigReader {
   positive(key: string, fallback: number): number {
     const v = this.json[key] ?? fallback;
     if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v)) {
-      throw new Error(`${this.where}.${key} must be a positive number, got ${JSON.stringify(v)}`);
+      throw this.fail(key, `must be a positive number, got ${JSON.stringify(v)}`);
     }
     return v;
   }
@@ -83,7 +97,7 @@ class ConfigReader {
   bool(key: string, fallback: boolean): boolean {
     const v = this.json[key] ?? fallback;
     if (typeof v !== 'boolean') {
-      throw new Error(`${this.where}.${key} must be true or false, got ${JSON.stringify(v)}`);
+      throw this.fail(key, `must be true or false, got ${JSON.stringify(v)}`);
     }
     return v;
   }
@@ -91,8 +105,9 @@ class ConfigReader {
   act(key: string): HiddenAct {
     const v = this.json[key] ?? 'gelu_pytorch_tanh';
     if (typeof v !== 'string' || !isHiddenAct(v)) {
-      throw new Error(
-        `${this.where}.${key} ${JSON.stringify(v)} is not supported (supported: ${SUPPORTED_ACTIVATIONS.join(', ')})`,
+      throw this.fail(
+        key,
+        `${JSON.stringify(v)} is not supported (supported: ${SUPPORTED_ACTIVATIONS.join(', ')})`,
       );
     }
     return v;
@@ -101,15 +116,19 @@ class ConfigReader {
 
 function checkHeads(where: string, hidden: number, heads: number): void {
   if (hidden % heads !== 0) {
-    throw new Error(
+    throw new ConfigError(
       `${where}: hidden_size ${hidden} is not divisible by num_attention_heads ${heads}`,
+      fileOf(where),
+      'num_attention_heads',
     );
   }
 }
 
 function asObject(v: unknown, where: string): Json {
   if (v === undefined || v === null) return {};
-  if (typeof v !== 'object' || Array.isArray(v)) throw new Error(`${where} must be an object`);
+  if (typeof v !== 'object' || Array.isArray(v)) {
+    throw new ConfigError(`${where} must be an object`, fileOf(where));
+  }
   return v as Json;
 }
 
@@ -127,7 +146,7 @@ export function parseTextConfig(
     vocabSize: r.int('vocab_size', 32000),
     hiddenSize,
     intermediateSize: r.int('intermediate_size', 3072),
-    numHiddenLayers: r.int('num_hidden_layers', 12),
+    numHiddenLayers: r.int('num_hidden_layers', 12, 1, MAX_LAYERS),
     numAttentionHeads,
     maxPositionEmbeddings: r.int('max_position_embeddings', 64),
     hiddenAct: r.act('hidden_act'),
@@ -152,7 +171,7 @@ function parseVisionConfig(
   const common: VisionCommon = {
     hiddenSize,
     intermediateSize: r.int('intermediate_size', 3072),
-    numHiddenLayers: r.int('num_hidden_layers', 12),
+    numHiddenLayers: r.int('num_hidden_layers', 12, 1, MAX_LAYERS),
     numAttentionHeads,
     numChannels: r.int('num_channels', 3),
     patchSize: r.int('patch_size', 16),
@@ -164,16 +183,20 @@ function parseVisionConfig(
     const numPatches = r.int('num_patches', 256);
     const side = Math.round(Math.sqrt(numPatches));
     if (side * side !== numPatches) {
-      throw new Error(
+      throw new ConfigError(
         `${where}.num_patches must be a perfect square (the position grid), got ${numPatches}`,
+        fileOf(where),
+        'num_patches',
       );
     }
     return { ...common, modelType, numPatches };
   }
   const imageSize = r.int('image_size', 224);
   if (imageSize % common.patchSize !== 0) {
-    throw new Error(
+    throw new ConfigError(
       `${where}: image_size ${imageSize} is not a multiple of patch_size ${common.patchSize}`,
+      fileOf(where),
+      'image_size',
     );
   }
   return { ...common, modelType, imageSize };
@@ -192,8 +215,10 @@ export function parseConfig(json: unknown, source = 'config.json'): SiglipConfig
     typeof modelType !== 'string' ||
     !(TOP_LEVEL_TYPES as readonly string[]).includes(modelType)
   ) {
-    throw new Error(
+    throw new ConfigError(
       `${source}: model_type ${JSON.stringify(modelType)} is not supported (supported: ${TOP_LEVEL_TYPES.join(', ')})`,
+      source,
+      'model_type',
     );
   }
   const mt = modelType as SiglipConfig['modelType'];

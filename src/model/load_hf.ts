@@ -6,6 +6,7 @@ import { CheckpointReader, checkCheckpointTensors } from './checkpoint.js';
 import { parseConfig, type SiglipConfig } from './config.js';
 import { SiglipModel, type TowerChoice } from './siglip_model.js';
 import { checkpointWeights, type WeightEntry } from './weight_map.js';
+import { ConfigError, FileAccessError } from '../util/errors.js';
 
 export interface LoadProgress {
   /** Tensors loaded so far and in all. */
@@ -28,15 +29,19 @@ export async function readConfig(dir: string): Promise<SiglipConfig> {
   try {
     text = await fsp.readFile(path, 'utf8');
   } catch (e) {
-    throw new Error(`${path}: cannot read the model configuration (${(e as Error).message})`, {
-      cause: e,
-    });
+    throw new FileAccessError(
+      `${path}: cannot read the model configuration (${(e as Error).message})`,
+      path,
+      { cause: e },
+    );
   }
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new Error(`${path}: not valid JSON (${(e as Error).message})`, { cause: e });
+    throw new ConfigError(`${path}: not valid JSON (${(e as Error).message})`, path, undefined, {
+      cause: e,
+    });
   }
   return parseConfig(json, path);
 }

@@ -44,6 +44,8 @@ export interface LoadPipelineOptions extends PipelineOptions {
   onProgress?: (p: PipelineLoadProgress) => void;
   /** Where the model came from is reported here (e.g. "converted into the cache"). */
   onInfo?: (message: string) => void;
+  /** Check a converted model's files against the SHA-256 digests of its siglip.json (default true). */
+  verify?: boolean;
 }
 
 /** The hub could not provide the model; the message says how to use a local checkpoint instead. */
@@ -167,11 +169,11 @@ export async function resolvePipelineModel(
   const out = converted(commit);
   if (!done(commit)) {
     opts.onInfo?.(`converting ${repoId}@${commit.slice(0, 12)} (${dtype}) into ${out}`);
-    const tmp = `${out}.partial-${process.pid}`;
-    await fsp.rm(tmp, { recursive: true, force: true });
     await fsp.mkdir(cacheDir, { recursive: true });
     try {
-      await convertCheckpoint(snapshot, tmp, {
+      // convertCheckpoint writes into a temporary sibling and renames it to `out` when complete, so a conversion
+      // killed midway never leaves a folder that looks done.
+      await convertCheckpoint(snapshot, out, {
         dtype,
         source: { repo: repoId, revision: commit },
         onProgress: (p) =>
@@ -182,14 +184,9 @@ export async function resolvePipelineModel(
             unit: 'bytes',
           }),
       });
-      await fsp.rename(tmp, out).catch(async (e: NodeJS.ErrnoException) => {
-        // Another process finished the same conversion first: keep theirs.
-        if (!done(commit)) throw e;
-        await fsp.rm(tmp, { recursive: true, force: true });
-      });
     } catch (e) {
-      await fsp.rm(tmp, { recursive: true, force: true });
-      throw e;
+      // Another process finished the same conversion first: keep theirs.
+      if (!done(commit)) throw e;
     }
   }
   const ref = refFile(cacheDir, repoId, revision);

@@ -6,7 +6,9 @@
 import * as tf from '@tensorflow/tfjs';
 import type { SiglipConfig, VisionConfig } from '../model/config.js';
 import { type SiglipModel, disposeOutputs } from '../model/siglip_model.js';
+import { checkDigest } from '../loader/digest.js';
 import { type LoadedSiglipModel, type LoadSiglipOptions, loadSiglip } from '../loader/load.js';
+import type { FileDigest } from '../loader/manifest.js';
 import {
   createImageProcessor,
   type PreprocessorConfigJson,
@@ -201,7 +203,10 @@ export class SiglipPipeline {
       model.processor.preprocessorConfig as PreprocessorConfigJson | undefined,
       model.processor.tokenizerConfig as TokenizerConfigJson | undefined,
       model.processor.files,
-      opts,
+      {
+        ...opts,
+        digests: model.verification === 'verified' ? model.manifest?.digests : undefined,
+      },
     );
     return new SiglipPipeline({ model, ...parts }, opts);
   }
@@ -511,17 +516,17 @@ function concat(parts: Float32Array[]): Float32Array {
   return out;
 }
 
-/** Reads a text file named by a URL (fetch) or, in Node, a path. */
-async function readText(location: string, fetchFunc?: typeof fetch): Promise<string> {
+/** Reads a file named by a URL (fetch) or, in Node, a path. */
+async function readBytes(location: string, fetchFunc?: typeof fetch): Promise<Uint8Array> {
   if (/^(https?|blob|data):/i.test(location)) {
     const f = fetchFunc ?? globalThis.fetch.bind(globalThis);
     const res = await f(location);
     if (!res.ok) throw new Error(`${location}: HTTP ${res.status}`);
-    return res.text();
+    return new Uint8Array(await res.arrayBuffer());
   }
   const { readFile } = await import('node:fs/promises');
   const { fileURLToPath } = await import('node:url');
-  return readFile(location.startsWith('file://') ? fileURLToPath(location) : location, 'utf8');
+  return readFile(location.startsWith('file://') ? fileURLToPath(location) : location);
 }
 
 /** Image processor and tokenizer from a model's processor files (paths or URLs by file name). */
@@ -530,7 +535,11 @@ async function partsFromFiles(
   preprocessorConfig: PreprocessorConfigJson | undefined,
   tokenizerConfig: TokenizerConfigJson | undefined,
   files: Record<string, string>,
-  opts: PipelineOptions & { fetchFunc?: typeof fetch } = {},
+  opts: PipelineOptions & {
+    fetchFunc?: typeof fetch;
+    /** siglip.json's digests: the tokenizer file is checked against them as read. */
+    digests?: Record<string, FileDigest>;
+  } = {},
 ): Promise<Omit<PipelineParts, 'model'>> {
   const parts: Omit<PipelineParts, 'model'> = {};
   if (config.visionConfig) {
@@ -542,10 +551,12 @@ async function partsFromFiles(
   if (config.textConfig) {
     const where = files['tokenizer.json'];
     if (where) {
-      const text = await readText(where, opts.fetchFunc);
+      const bytes = await readBytes(where, opts.fetchFunc);
+      const digest = opts.digests?.['tokenizer.json'];
+      if (digest) await checkDigest(where, bytes, digest);
       let json: unknown;
       try {
-        json = JSON.parse(text);
+        json = JSON.parse(new TextDecoder().decode(bytes));
       } catch (e) {
         throw new Error(`${where}: not valid JSON (${(e as Error).message})`, { cause: e });
       }

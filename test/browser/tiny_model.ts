@@ -1,5 +1,5 @@
 /** The siglip_tiny fixture converted into a temporary folder, with a tiny WordLevel tokenizer.json beside it. */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { convertCheckpoint } from '../../converter/convert.js';
@@ -70,21 +70,23 @@ export interface TinyModel {
   cleanup(): void;
 }
 
-/** Converts siglip_tiny (float32) and adds tokenizer.json + tokenizer_config.json to it. */
+/**
+ * Converts siglip_tiny (float32) with a tokenizer.json + tokenizer_config.json beside it (added to the checkpoint
+ * folder first, so the converter copies them and records their digests).
+ */
 export async function convertTinyModel(): Promise<TinyModel> {
   const tmp = mkdtempSync(join(os.tmpdir(), 'siglip2-tiny-'));
-  const dir = join(tmp, 'model');
-  await convertCheckpoint(fixture('siglip_tiny'), dir, { dtype: 'float32' });
-  writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(tinyTokenizerJson()));
+  const hf = join(tmp, 'hf');
+  mkdirSync(hf);
+  for (const f of ['config.json', 'model.safetensors', 'preprocessor_config.json']) {
+    copyFileSync(fixture('siglip_tiny', f), join(hf, f));
+  }
+  writeFileSync(join(hf, 'tokenizer.json'), JSON.stringify(tinyTokenizerJson()));
   writeFileSync(
-    join(dir, 'tokenizer_config.json'),
+    join(hf, 'tokenizer_config.json'),
     JSON.stringify({ pad_token: '<pad>', eos_token: '</s>', model_max_length: 16 }),
   );
-  const manifestPath = join(dir, 'siglip.json');
-  const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as { files: string[] };
-  for (const f of ['tokenizer.json', 'tokenizer_config.json']) {
-    if (!manifest.files.includes(f)) manifest.files.push(f);
-  }
-  writeFileSync(manifestPath, JSON.stringify(manifest, null, 2));
+  const dir = join(tmp, 'model');
+  await convertCheckpoint(hf, dir, { dtype: 'float32' });
   return { dir, cleanup: () => rmSync(tmp, { recursive: true, force: true }) };
 }

@@ -16,6 +16,7 @@ import { readSafetensors } from '../../src/io/safetensors.js';
 import { toTensor } from '../../src/check/model_fixture.js';
 import { parseHiddenAct } from '../../src/layers/index.js';
 import { loadSiglip, type StorageDtype } from '../../src/loader/index.js';
+import { IntegrityError } from '../../src/util/errors.js';
 import { fixture } from '../helpers/fixtures.js';
 import { compareWithFixture, maxAbs, tempDir } from './helpers.js';
 
@@ -261,6 +262,14 @@ describe('converter: bad input gives clear errors', function () {
     await assert.rejects(
       loadSiglip(dir),
       (e: Error) =>
+        e instanceof IntegrityError &&
+        e.message.includes('group1-shard2of7.bin') &&
+        /SHA-256 mismatch.*\(1000 bytes, siglip\.json records 65536/.test(e.message),
+    );
+    // Without verification, the shard-size check still names the file.
+    await assert.rejects(
+      loadSiglip(dir, { verify: false }),
+      (e: Error) =>
         e.message.includes('group1-shard2of7.bin') &&
         /shard is 1000 bytes, expected 65536 \(truncated/.test(e.message),
     );
@@ -293,8 +302,8 @@ describe('converter: bad input gives clear errors', function () {
       w[0].name = 'embeddings/patch_embedding/kernelX';
     });
     await assert.rejects(
-      loadSiglip(renamed),
-      /vision[/\\]model\.json: weightsManifest lists weight 'embeddings\/patch_embedding\/kernelX', which the model topology does not have/,
+      loadSiglip(renamed, { verify: false }),
+      /vision[/\\]model\.json: weightsManifest lists weight 'embeddings\/patch_embedding\/kernelX', which the configuration does not have/,
     );
     const reshaped = await edit('reshaped', (w) => {
       const e = w.find((x) => x.name === 'post_layernorm/gamma')!;
@@ -310,7 +319,11 @@ describe('converter: bad input gives clear errors', function () {
         1,
       );
     });
-    await assert.rejects(loadSiglip(dropped), /weightsManifest lacks 1 weight\(s\).*head\/probe/);
+    await assert.rejects(loadSiglip(dropped), IntegrityError);
+    await assert.rejects(
+      loadSiglip(dropped, { verify: false }),
+      /weightsManifest lacks 1 weight\(s\).*head\/probe/,
+    );
   });
 
   it('a missing or foreign siglip.json', async function () {

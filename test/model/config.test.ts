@@ -68,7 +68,7 @@ describe('config.json parsing', () => {
     [
       'a negative layer count',
       { model_type: 'siglip', vision_config: { num_hidden_layers: -1 } },
-      /vision_config\.num_hidden_layers must be an integer >= 1, got -1/,
+      /vision_config\.num_hidden_layers must be an integer in \[1, 1024\], got -1/,
     ],
     [
       'heads that do not divide the hidden size',
