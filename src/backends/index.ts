@@ -13,7 +13,7 @@ export { DEFAULT_SHARD_BYTES, shardTable, shardedGather } from './sharded_gather
 export { TensorflowBackendUnavailable, loadTensorflowBackend } from './tensorflow.js';
 export type { ModuleImporter } from './tensorflow.js';
 
-export type BackendName = 'cpu' | 'wasm' | 'webgpu' | 'tensorflow';
+export type BackendName = 'cpu' | 'wasm' | 'webgpu' | 'tensorflow' | 'native';
 
 export interface AdapterInfo {
   vendor: string;
@@ -28,7 +28,7 @@ export interface BackendReport {
   name: BackendName;
   /** One line: what was chosen and why. */
   reason: string;
-  /** wasm: the threads the backend actually runs. */
+  /** wasm and native: the threads the backend actually runs. */
   threads?: number;
   /** webgpu: the adapter. */
   adapterInfo?: AdapterInfo;
@@ -37,7 +37,7 @@ export interface BackendReport {
 }
 
 export interface UseBackendOptions {
-  /** wasm threads (default: all logical cores in Node; the package default in browsers). */
+  /** wasm and native threads (default: all logical cores in Node; the package default in browsers). */
   threads?: number;
   /** Browser: where the tfjs-backend-wasm .wasm files are served (passed to setWasmPaths). */
   wasmPaths?: string;
@@ -188,6 +188,31 @@ async function useTensorflow(opts: UseBackendOptions): Promise<BackendReport> {
   return { name: 'tensorflow', reason: `tensorflow (native libtensorflow) from ${pkg}` };
 }
 
+/** Reason the native backend cannot run here, or its addon once registered. */
+async function nativeAddon(): Promise<import('./native/index.js').NativeAddon | string> {
+  if (!isNode()) return 'the native backend only exists in Node.js';
+  const { registerNativeBackend } = await import('./native/index.js');
+  return registerNativeBackend();
+}
+
+async function useNative(opts: UseBackendOptions): Promise<BackendReport> {
+  const addon = await nativeAddon();
+  if (typeof addon === 'string') throw new Error(`useBackend('native'): ${addon}`);
+  const os = await import('node:os');
+  const cores = os.availableParallelism();
+  const threads = opts.threads ?? cores;
+  const { setNativeThreads } = await import('./native/index.js');
+  const info = setNativeThreads(addon, threads);
+  await activate('native');
+  return {
+    name: 'native',
+    threads: info.threads,
+    reason:
+      `native: ${info.library} ${info.version} dispatching ${info.isa}, ${info.threads} thread${info.threads > 1 ? 's' : ''} ` +
+      `(${info.threading}, ${opts.threads === undefined ? `default: ${cores} logical cores` : 'requested'}); the fastest CPU path`,
+  };
+}
+
 async function useAuto(opts: UseBackendOptions): Promise<BackendReport> {
   const skipped: string[] = [];
   if (isNode()) {
@@ -200,6 +225,12 @@ async function useAuto(opts: UseBackendOptions): Promise<BackendReport> {
         `tensorflow: ${/neither could be/.test(msg) ? 'tfjs-node(-gpu) not installed' : msg.split('\n')[0]}`,
       );
     }
+    const addon = await nativeAddon();
+    if (typeof addon !== 'string') {
+      const r = await useNative(opts);
+      return { ...r, reason: `auto: ${r.reason}; skipped ${skipped.join('; ')}` };
+    }
+    skipped.push(`native: ${addon}`);
   }
   let webgpuReason: string | undefined;
   if (isNode()) {
@@ -227,8 +258,9 @@ async function useAuto(opts: UseBackendOptions): Promise<BackendReport> {
 
 /**
  * Makes `name` the active TF.js backend and reports what was chosen and why. 'auto' picks the fastest available:
- * tensorflow (when tfjs-node(-gpu) is installed), else webgpu on a real GPU, else wasm (CPU-emulated WebGPU such
- * as lavapipe or SwiftShader is slower than wasm). Throws an error saying what is missing when `name` cannot run.
+ * tensorflow (when tfjs-node(-gpu) is installed), else in Node native (when its addon is built: oneDNN, the
+ * fastest CPU path), else webgpu on a real GPU, else wasm (CPU-emulated WebGPU such as lavapipe or SwiftShader is
+ * slower than wasm). Throws an error saying what is missing when `name` cannot run.
  */
 export async function useBackend(
   name: BackendName | 'auto',
@@ -244,11 +276,13 @@ export async function useBackend(
       return useWebGPU(await probeWebGPU());
     case 'tensorflow':
       return useTensorflow(opts);
+    case 'native':
+      return useNative(opts);
     case 'auto':
       return useAuto(opts);
     default:
       throw new Error(
-        `useBackend: unknown backend '${String(name)}' (cpu, wasm, webgpu, tensorflow or auto)`,
+        `useBackend: unknown backend '${String(name)}' (cpu, wasm, webgpu, tensorflow, native or auto)`,
       );
   }
 }

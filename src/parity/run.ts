@@ -20,7 +20,7 @@ import { parseConfig, type SiglipConfig } from '../model/config.js';
 import { disposeOutputs, outputsByHfName, type SiglipOutputs } from '../model/siglip_model.js';
 import { seededRandom as rng } from '../util/random.js';
 
-export const NODE_BACKENDS = ['cpu', 'wasm', 'webgpu', 'tensorflow'] as const;
+export const NODE_BACKENDS = ['cpu', 'wasm', 'native', 'webgpu', 'tensorflow'] as const;
 export const BROWSER_BACKENDS = ['chromium-webgpu', 'chromium-wasm'] as const;
 export type ParityBackend = (typeof NODE_BACKENDS)[number] | (typeof BROWSER_BACKENDS)[number];
 export const PARITY_BACKENDS: readonly ParityBackend[] = [...NODE_BACKENDS, ...BROWSER_BACKENDS];

@@ -1,0 +1,177 @@
+/**
+ * Kernels of the `native` backend: every cpu kernel registered again under 'native', then MatMul, BatchMatMul,
+ * _FusedMatMul and Softmax replaced by the addon's. Anything the addon does not cover (int32 operands, PReLU,
+ * batch shapes that broadcast in both operands, zero-size tensors) runs the cpu kernel.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { cpuKernelConfigs } from '../../internals/cpu_backend.js';
+import { ACTIVATIONS } from './addon.js';
+import type { NativeBackend } from './backend.js';
+
+export const NATIVE = 'native';
+
+interface KernelArgs {
+  inputs: tf.NamedTensorInfoMap;
+  backend: NativeBackend;
+  attrs?: tf.NamedAttrMap;
+}
+type Kernel = (args: KernelArgs) => tf.TensorInfo | tf.TensorInfo[];
+
+const cpuKernels = new Map<string, Kernel>();
+
+function cpuKernel(name: string): Kernel {
+  const k = cpuKernels.get(name);
+  if (k === undefined) throw new Error(`native: no cpu kernel '${name}' to fall back to`);
+  return k;
+}
+
+const prod = (s: number[]) => s.reduce((a, b) => a * b, 1);
+const shapeStr = (s: number[]) => `[${s.join(',')}]`;
+
+type FusedActivation = keyof typeof ACTIVATIONS;
+
+/** a x b on the addon; undefined when the cpu kernel must do it. */
+function nativeMatMul(
+  kernel: string,
+  backend: NativeBackend,
+  a: tf.TensorInfo,
+  b: tf.TensorInfo,
+  transposeA: boolean,
+  transposeB: boolean,
+  bias?: tf.TensorInfo,
+  activation: FusedActivation = 'linear',
+  alpha = 0,
+): tf.TensorInfo | undefined {
+  if (a.dtype !== 'float32' || b.dtype !== 'float32') return undefined;
+  if (a.shape.length < 2 || b.shape.length < 2) return undefined;
+  const ra = a.shape.length;
+  const rb = b.shape.length;
+  const m = transposeA ? a.shape[ra - 1] : a.shape[ra - 2];
+  const k = transposeA ? a.shape[ra - 2] : a.shape[ra - 1];
+  const kb = transposeB ? b.shape[rb - 1] : b.shape[rb - 2];
+  const n = transposeB ? b.shape[rb - 2] : b.shape[rb - 1];
+  if (k !== kb) {
+    throw new Error(
+      `native ${kernel}: inner dimensions differ: a ${shapeStr(a.shape)}${transposeA ? ' (transposed)' : ''} x ` +
+        `b ${shapeStr(b.shape)}${transposeB ? ' (transposed)' : ''}`,
+    );
+  }
+  const outerA = a.shape.slice(0, -2);
+  const outerB = b.shape.slice(0, -2);
+  const batchA = prod(outerA);
+  const batchB = prod(outerB);
+  let outer: number[];
+  if (batchA === 1 && batchB === 1) outer = outerA.length >= outerB.length ? outerA : outerB;
+  else if (batchB === 1 && outerB.length <= outerA.length) outer = outerA;
+  else if (batchA === 1 && outerA.length <= outerB.length) outer = outerB;
+  else if (outerA.length === outerB.length && outerA.every((d, i) => d === outerB[i]))
+    outer = outerA;
+  else return undefined; // broadcasting in both operands: the cpu kernel
+  if (m * k * n * batchA * batchB === 0) return undefined;
+  let biasValues: Float32Array | null = null;
+  if (bias !== undefined) {
+    if (bias.dtype !== 'float32' || prod(bias.shape) !== n) return undefined;
+    if (bias.shape.length > 0 && bias.shape[bias.shape.length - 1] !== n) return undefined;
+    biasValues = backend.f32(bias, kernel, 'bias');
+  }
+  const av = backend.f32(a, kernel, 'a');
+  const bv = backend.f32(b, kernel, 'b');
+  const out = new Float32Array(Math.max(batchA, batchB) * m * n);
+  const packKey = batchB === 1 ? backend.packKeyFor(b, k * n) : 0;
+  backend.addon.matmul(
+    av,
+    bv,
+    out,
+    batchA,
+    batchB,
+    m,
+    k,
+    n,
+    transposeA,
+    transposeB,
+    biasValues,
+    ACTIVATIONS[activation],
+    alpha,
+    packKey,
+  );
+  return backend.output(out, [...outer, m, n]);
+}
+
+function batchMatMul(args: KernelArgs): tf.TensorInfo {
+  const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+  const ta = Boolean(args.attrs?.transposeA);
+  const tb = Boolean(args.attrs?.transposeB);
+  return (
+    nativeMatMul('BatchMatMul', args.backend, a, b, ta, tb) ??
+    (cpuKernel('BatchMatMul')(args) as tf.TensorInfo)
+  );
+}
+
+const FUSED: Record<string, FusedActivation> = {
+  linear: 'linear',
+  relu: 'relu',
+  relu6: 'relu6',
+  elu: 'elu',
+  sigmoid: 'sigmoid',
+  leakyrelu: 'leakyrelu',
+};
+
+function fusedMatMul(args: KernelArgs): tf.TensorInfo {
+  const { a, b, bias, preluActivationWeights } = args.inputs as Record<
+    string,
+    tf.TensorInfo | undefined
+  >;
+  const act = FUSED[String(args.attrs?.activation ?? 'linear')];
+  if (act !== undefined && preluActivationWeights === undefined) {
+    const out = nativeMatMul(
+      '_FusedMatMul',
+      args.backend,
+      a as tf.TensorInfo,
+      b as tf.TensorInfo,
+      Boolean(args.attrs?.transposeA),
+      Boolean(args.attrs?.transposeB),
+      bias,
+      act,
+      Number(args.attrs?.leakyreluAlpha ?? 0.2),
+    );
+    if (out !== undefined) return out;
+  }
+  return cpuKernel('_FusedMatMul')(args) as tf.TensorInfo;
+}
+
+function softmax(args: KernelArgs): tf.TensorInfo {
+  const logits = args.inputs.logits as tf.TensorInfo;
+  const rank = logits.shape.length;
+  const dim = Number(args.attrs?.dim ?? -1);
+  const size = prod(logits.shape);
+  if (logits.dtype !== 'float32' || rank === 0 || size === 0 || (dim !== -1 && dim !== rank - 1)) {
+    return cpuKernel('Softmax')(args) as tf.TensorInfo;
+  }
+  const cols = logits.shape[rank - 1];
+  const out = new Float32Array(size);
+  args.backend.addon.softmax(args.backend.f32(logits, 'Softmax', 'logits'), out, size / cols, cols);
+  return args.backend.output(out, logits.shape);
+}
+
+const OVERRIDES: Record<string, Kernel> = {
+  BatchMatMul: batchMatMul,
+  _FusedMatMul: fusedMatMul,
+  Softmax: softmax,
+};
+
+/** The kernel names the addon runs (MatMul is BatchMatMul in TF.js 4). */
+export const NATIVE_KERNELS = Object.keys(OVERRIDES);
+
+/** Registers every cpu kernel for 'native', then the native ones over them (idempotent). */
+export function registerNativeKernels(): void {
+  for (const config of cpuKernelConfigs()) {
+    cpuKernels.set(config.kernelName, config.kernelFunc as unknown as Kernel);
+    if (tf.getKernel(config.kernelName, NATIVE) !== undefined) continue;
+    const own = OVERRIDES[config.kernelName];
+    tf.registerKernel({
+      ...config,
+      backendName: NATIVE,
+      kernelFunc: (own ?? config.kernelFunc) as unknown as tf.KernelFunc,
+    });
+  }
+}
