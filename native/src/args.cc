@@ -72,7 +72,7 @@ float* Args::f32_at(size_t i, const char* name, int64_t count) const {
   bool detached = false;
   napi_is_detached_arraybuffer(env_, buffer, &detached);
   if (detached) fail(std::string(name) + " is backed by a detached ArrayBuffer");
-  if (count <= 0) fail(std::string(name) + " is zero-size");
+  if (length == 0 || count <= 0) fail(std::string(name) + " is zero-size");
   if (static_cast<int64_t>(length) != count) {
     std::ostringstream s;
     s << name << " has " << length << " elements, expected " << count;
