@@ -1,7 +1,8 @@
 // Times one training step (forward + backward + AdamW update) at batch 8 on the wasm backend, random weights,
 // and reports the peak resident memory (maxRSS, which includes the wasm heap).
 //
-//   node dist/bench/train.js <config-folder> <mode> [--batch 8] [--backend wasm] [--steps 2] [--no-checkpointing]
+//   node dist/bench/train.js <config-folder> <mode> [--batch 8] [--backend wasm|native] [--threads N] [--steps 2]
+//                            [--no-checkpointing]
 // stepSeconds is the mean of the steps after the first.
 // modes: full        both towers, every weight trained (AdamW state for all)
 //        full-frozen-tokens   both towers, token embedding frozen
@@ -11,6 +12,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import '@tensorflow/tfjs-backend-wasm';
+import { useBackend } from '../src/backends/index.js';
 import { readConfig } from '../src/model/load_hf.js';
 import { SiglipModel } from '../src/model/siglip_model.js';
 import { sigmoidLoss } from '../src/train/loss.js';
@@ -34,7 +36,12 @@ async function main(): Promise<void> {
   const steps = Math.max(2, Number(arg('--steps', '2')));
   const backend = arg('--backend', 'wasm');
   const gradientCheckpointing = !process.argv.includes('--no-checkpointing');
-  await tf.setBackend(backend);
+  if (backend === 'native') {
+    const threads = process.argv.includes('--threads') ? Number(arg('--threads', '1')) : undefined;
+    console.error(`backend: ${(await useBackend('native', { threads })).reason}`);
+  } else {
+    await tf.setBackend(backend);
+  }
   await tf.ready();
   tf.enableProdMode();
   const config = await readConfig(dir);

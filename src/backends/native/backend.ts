@@ -13,7 +13,8 @@ const PACK_MIN_ELEMENTS = 4096;
 
 interface PackState {
   id: number;
-  uses: number;
+  /** uses as a plain and as a transposed operand (packed separately) */
+  uses: [number, number];
   packed: boolean;
 }
 
@@ -46,15 +47,15 @@ export class NativeBackend extends MathBackendCPU {
    * The key under which the addon may keep `b` pre-packed (0: do not pack). Weights are multiplied by many times and
    * activations once, so a tensor is packed from its second use on; the packed copy is freed in disposeData.
    */
-  packKeyFor(b: tf.TensorInfo, elements: number): number {
+  packKeyFor(b: tf.TensorInfo, elements: number, transposed: boolean): number {
     if (elements < PACK_MIN_ELEMENTS) return 0;
     let s = this.packs.get(b.dataId);
     if (s === undefined) {
-      s = { id: this.nextPackId++, uses: 0, packed: false };
+      s = { id: this.nextPackId++, uses: [0, 0], packed: false };
       this.packs.set(b.dataId, s);
     }
-    s.uses++;
-    if (s.uses < PACK_AFTER_USES) return 0;
+    const uses = ++s.uses[transposed ? 1 : 0];
+    if (uses < PACK_AFTER_USES) return 0;
     s.packed = true;
     return s.id;
   }

@@ -77,7 +77,7 @@ function nativeMatMul(
   const av = backend.f32(a, kernel, 'a');
   const bv = backend.f32(b, kernel, 'b');
   const out = new Float32Array(Math.max(batchA, batchB) * m * n);
-  const packKey = batchB === 1 ? backend.packKeyFor(b, k * n) : 0;
+  const packKey = batchB === 1 ? backend.packKeyFor(b, k * n, transposeB) : 0;
   backend.addon.matmul(
     av,
     bv,
