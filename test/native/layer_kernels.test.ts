@@ -17,6 +17,24 @@ describe('native backend: LayerNorm, GELU-tanh, softmax, attention and their gra
     await tf.setBackend('cpu');
   });
 
+  it('Slice and SplitV (strided boxes, rank 1-4, int32) equal cpu', async () => {
+    const x = rand(3 * 5 * 7 * 2);
+    await assertNativeMatchesCpu('slice/split', () => {
+      const t = tf.tensor(x, [3, 5, 7, 2]);
+      const k = tf.tensor(x.subarray(0, 35), [5, 7]);
+      return [
+        t.slice([1, 2, 3, 0], [2, 3, 4, 2]),
+        t.slice([0, 0, 6, 1], [-1, -1, 1, 1]),
+        t.slice([2], [1]),
+        k.slice([1, 2], [3, 4]),
+        tf.tensor(x.subarray(0, 9)).slice(3, 4),
+        ...tf.split(t, [2, 4, 1], 2),
+        ...tf.split(k, 5, 0),
+        tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3], 'int32').slice([0, 1], [2, 2]).toFloat(),
+      ];
+    });
+  });
+
   it('softmax over the last axis, odd shapes', async () => {
     for (const shape of [[1], [3, 17], [2, 5, 1031], [4, 1, 1]]) {
       const x = rand(shape.reduce((a, b) => a * b, 1));

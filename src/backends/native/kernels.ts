@@ -1,10 +1,10 @@
 /**
  * Kernels of the `native` backend: every cpu kernel registered again under 'native', then MatMul, BatchMatMul,
- * _FusedMatMul and Softmax replaced by the addon's. Anything the addon does not cover (int32 operands, PReLU,
+ * _FusedMatMul and Softmax replaced by the addon's, and Slice/SplitV by copies of contiguous runs. Anything the addon does not cover (int32 operands, PReLU,
  * batch shapes that broadcast in both operands, zero-size tensors) runs the cpu kernel.
  */
 import * as tf from '@tensorflow/tfjs';
-import { cpuKernelConfigs } from '../../internals/cpu_backend.js';
+import { cpuKernelConfigs, cpuValues as cpuValuesOf } from '../../internals/cpu_backend.js';
 import { ACTIVATIONS } from './addon.js';
 import type { NativeBackend } from './backend.js';
 
@@ -153,10 +153,74 @@ function softmax(args: KernelArgs): tf.TensorInfo {
   return args.backend.output(out, logits.shape);
 }
 
+type Values = Float32Array | Int32Array | Uint8Array;
+
+/** Copies the box `begin`/`size` out of `x` (shape) by contiguous runs of the last axis. */
+function sliceValues(x: Values, shape: number[], begin: number[], size: number[]): Values {
+  const rank = shape.length;
+  const n = prod(size);
+  const out = new (x.constructor as new (n: number) => Values)(n);
+  if (n === 0) return out;
+  const strides = tf.util.computeStrides(shape);
+  const run = size[rank - 1];
+  const rows = n / run;
+  const idx = new Array<number>(Math.max(rank - 1, 0)).fill(0);
+  for (let r = 0; r < rows; r++) {
+    let off = begin[rank - 1];
+    for (let d = 0; d < rank - 1; d++) off += (begin[d] + idx[d]) * strides[d];
+    out.set(x.subarray(off, off + run), r * run);
+    for (let d = rank - 2; d >= 0; d--) {
+      if (++idx[d] < size[d]) break;
+      idx[d] = 0;
+    }
+  }
+  return out;
+}
+
+/**
+ * `Slice` by contiguous runs: the cpu kernel copies a strided slice one element at a time through index
+ * arithmetic (slicing the pooling head's [768, 2304] in-projection took seconds).
+ */
+function slice(args: KernelArgs): tf.TensorInfo {
+  const x = args.inputs.x as tf.TensorInfo;
+  const values = x.dtype === 'string' || x.shape.length === 0 ? undefined : cpuValuesOf(args.backend, x);
+  if (values === undefined) return cpuKernel('Slice')(args) as tf.TensorInfo;
+  const [begin, size] = tf.slice_util.parseSliceParams(
+    x as unknown as tf.Tensor,
+    args.attrs?.begin as number | number[],
+    args.attrs?.size as number | number[],
+  );
+  tf.slice_util.assertParamsValid(x as unknown as tf.Tensor, begin, size);
+  return args.backend.makeTensorInfo(size, x.dtype, sliceValues(values, x.shape, begin, size));
+}
+
+/** `SplitV` (tf.split) through the slice above (the cpu kernel calls its own slice). */
+function splitV(args: KernelArgs): tf.TensorInfo[] {
+  const x = args.inputs.x as tf.TensorInfo;
+  const values = x.dtype === 'string' || x.shape.length === 0 ? undefined : cpuValuesOf(args.backend, x);
+  if (values === undefined) return cpuKernel('SplitV')(args) as tf.TensorInfo[];
+  const axis = tf.util.parseAxisParam(args.attrs?.axis as number, x.shape)[0];
+  const sizes = tf.backend_util.prepareSplitSize(
+    x as unknown as tf.Tensor,
+    args.attrs?.numOrSizeSplits as number | number[],
+    axis,
+  );
+  const begin = new Array<number>(x.shape.length).fill(0);
+  const size = x.shape.slice();
+  return sizes.map((s) => {
+    size[axis] = s;
+    const out = args.backend.makeTensorInfo(size.slice(), x.dtype, sliceValues(values, x.shape, begin, size));
+    begin[axis] += s;
+    return out;
+  });
+}
+
 const OVERRIDES: Record<string, Kernel> = {
   BatchMatMul: batchMatMul,
   _FusedMatMul: fusedMatMul,
   Softmax: softmax,
+  Slice: slice,
+  SplitV: splitV,
 };
 
 /** The kernel names the addon runs (MatMul is BatchMatMul in TF.js 4). */
