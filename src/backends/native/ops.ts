@@ -16,6 +16,11 @@ function nativeBackend(): NativeBackend | undefined {
 
 const usable = (...ts: tf.Tensor[]) => ts.every((t) => t.dtype === 'float32' && t.size > 0);
 
+/** Runs an op in a named scope: tf.profile lists it under that name. */
+function named(name: string, f: () => tf.Tensor): tf.Tensor {
+  return tf.tidy(name, f);
+}
+
 /** Computes several gradients in one native call, the first time any of them is asked for. */
 function once<T>(f: () => T): () => T {
   let v: T | undefined;
@@ -37,74 +42,78 @@ function layerNorm(
     );
   }
   const rows = x.size / cols;
-  return opWithLazyGrads(
-    { x, gamma, beta },
-    (save) => {
-      save([x, gamma]);
-      const out = new Float32Array(x.size);
-      be.addon.layerNorm(
-        be.f32(x, 'LayerNorm', 'x'),
-        be.f32(gamma, 'LayerNorm', 'gamma'),
-        be.f32(beta, 'LayerNorm', 'beta'),
-        out,
-        rows,
-        cols,
-        epsilon,
-      );
-      return tf.tensor(out, x.shape, 'float32');
-    },
-    (dy, saved) => {
-      const [sx, sg] = saved;
-      const grads = once(() => {
-        const dx = new Float32Array(sx.size);
-        const dgamma = new Float32Array(cols);
-        const dbeta = new Float32Array(cols);
-        be.addon.layerNormBackward(
-          be.f32(sx, 'LayerNormBackward', 'x'),
-          be.f32(sg, 'LayerNormBackward', 'gamma'),
-          be.f32(dy, 'LayerNormBackward', 'dy'),
-          dx,
-          dgamma,
-          dbeta,
+  return named('NativeLayerNorm', () =>
+    opWithLazyGrads(
+      { x, gamma, beta },
+      (save) => {
+        save([x, gamma]);
+        const out = new Float32Array(x.size);
+        be.addon.layerNorm(
+          be.f32(x, 'LayerNorm', 'x'),
+          be.f32(gamma, 'LayerNorm', 'gamma'),
+          be.f32(beta, 'LayerNorm', 'beta'),
+          out,
           rows,
           cols,
           epsilon,
         );
-        return { dx, dgamma, dbeta };
-      });
-      return {
-        x: () => tf.tensor(grads().dx, sx.shape, 'float32'),
-        gamma: () => tf.tensor(grads().dgamma, [cols], 'float32'),
-        beta: () => tf.tensor(grads().dbeta, [cols], 'float32'),
-      };
-    },
+        return tf.tensor(out, x.shape, 'float32');
+      },
+      (dy, saved) => {
+        const [sx, sg] = saved;
+        const grads = once(() => {
+          const dx = new Float32Array(sx.size);
+          const dgamma = new Float32Array(cols);
+          const dbeta = new Float32Array(cols);
+          be.addon.layerNormBackward(
+            be.f32(sx, 'LayerNormBackward', 'x'),
+            be.f32(sg, 'LayerNormBackward', 'gamma'),
+            be.f32(dy, 'LayerNormBackward', 'dy'),
+            dx,
+            dgamma,
+            dbeta,
+            rows,
+            cols,
+            epsilon,
+          );
+          return { dx, dgamma, dbeta };
+        });
+        return {
+          x: () => tf.tensor(grads().dx, sx.shape, 'float32'),
+          gamma: () => tf.tensor(grads().dgamma, [cols], 'float32'),
+          beta: () => tf.tensor(grads().dbeta, [cols], 'float32'),
+        };
+      },
+    ),
   );
 }
 
 function geluTanh(x: tf.Tensor): tf.Tensor | undefined {
   const be = nativeBackend();
   if (be === undefined || !usable(x)) return undefined;
-  return opWithLazyGrads(
-    { x },
-    (save) => {
-      save([x]);
-      const out = new Float32Array(x.size);
-      be.addon.geluTanh(be.f32(x, 'GeluTanh', 'x'), out, x.size);
-      return tf.tensor(out, x.shape, 'float32');
-    },
-    (dy, saved) => ({
-      x: () => {
-        const [sx] = saved;
-        const dx = new Float32Array(sx.size);
-        be.addon.geluTanhBackward(
-          be.f32(sx, 'GeluTanhBackward', 'x'),
-          be.f32(dy, 'GeluTanhBackward', 'dy'),
-          dx,
-          sx.size,
-        );
-        return tf.tensor(dx, sx.shape, 'float32');
+  return named('NativeGeluTanh', () =>
+    opWithLazyGrads(
+      { x },
+      (save) => {
+        save([x]);
+        const out = new Float32Array(x.size);
+        be.addon.geluTanh(be.f32(x, 'GeluTanh', 'x'), out, x.size);
+        return tf.tensor(out, x.shape, 'float32');
       },
-    }),
+      (dy, saved) => ({
+        x: () => {
+          const [sx] = saved;
+          const dx = new Float32Array(sx.size);
+          be.addon.geluTanhBackward(
+            be.f32(sx, 'GeluTanhBackward', 'x'),
+            be.f32(dy, 'GeluTanhBackward', 'dy'),
+            dx,
+            sx.size,
+          );
+          return tf.tensor(dx, sx.shape, 'float32');
+        },
+      }),
+    ),
   );
 }
 
@@ -144,41 +153,18 @@ function attention(
   }
   const mask = keyMask === undefined ? null : additiveMask(keyMask);
   const scale = headDim ** -0.5;
-  return opWithLazyGrads(
-    { q, k, v },
-    (save) => {
-      save([q, k, v]);
-      const out = new Float32Array(q.size);
-      be.addon.attention(
-        be.f32(q, 'Attention', 'q'),
-        be.f32(k, 'Attention', 'k'),
-        be.f32(v, 'Attention', 'v'),
-        mask,
-        out,
-        b,
-        nq,
-        nk,
-        numHeads,
-        headDim,
-        scale,
-      );
-      return tf.tensor(out, q.shape, 'float32');
-    },
-    (dy, saved) => {
-      const [sq, sk, sv] = saved;
-      const grads = once(() => {
-        const dq = new Float32Array(sq.size);
-        const dk = new Float32Array(sk.size);
-        const dv = new Float32Array(sv.size);
-        be.addon.attentionBackward(
-          be.f32(sq, 'AttentionBackward', 'q'),
-          be.f32(sk, 'AttentionBackward', 'k'),
-          be.f32(sv, 'AttentionBackward', 'v'),
+  return named('NativeAttention', () =>
+    opWithLazyGrads(
+      { q, k, v },
+      (save) => {
+        save([q, k, v]);
+        const out = new Float32Array(q.size);
+        be.addon.attention(
+          be.f32(q, 'Attention', 'q'),
+          be.f32(k, 'Attention', 'k'),
+          be.f32(v, 'Attention', 'v'),
           mask,
-          be.f32(dy, 'AttentionBackward', 'dy'),
-          dq,
-          dk,
-          dv,
+          out,
           b,
           nq,
           nk,
@@ -186,14 +172,39 @@ function attention(
           headDim,
           scale,
         );
-        return { dq, dk, dv };
-      });
-      return {
-        q: () => tf.tensor(grads().dq, sq.shape, 'float32'),
-        k: () => tf.tensor(grads().dk, sk.shape, 'float32'),
-        v: () => tf.tensor(grads().dv, sv.shape, 'float32'),
-      };
-    },
+        return tf.tensor(out, q.shape, 'float32');
+      },
+      (dy, saved) => {
+        const [sq, sk, sv] = saved;
+        const grads = once(() => {
+          const dq = new Float32Array(sq.size);
+          const dk = new Float32Array(sk.size);
+          const dv = new Float32Array(sv.size);
+          be.addon.attentionBackward(
+            be.f32(sq, 'AttentionBackward', 'q'),
+            be.f32(sk, 'AttentionBackward', 'k'),
+            be.f32(sv, 'AttentionBackward', 'v'),
+            mask,
+            be.f32(dy, 'AttentionBackward', 'dy'),
+            dq,
+            dk,
+            dv,
+            b,
+            nq,
+            nk,
+            numHeads,
+            headDim,
+            scale,
+          );
+          return { dq, dk, dv };
+        });
+        return {
+          q: () => tf.tensor(grads().dq, sq.shape, 'float32'),
+          k: () => tf.tensor(grads().dk, sk.shape, 'float32'),
+          v: () => tf.tensor(grads().dv, sv.shape, 'float32'),
+        };
+      },
+    ),
   );
 }
 
