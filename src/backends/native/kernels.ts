@@ -183,7 +183,8 @@ function sliceValues(x: Values, shape: number[], begin: number[], size: number[]
  */
 function slice(args: KernelArgs): tf.TensorInfo {
   const x = args.inputs.x as tf.TensorInfo;
-  const values = x.dtype === 'string' || x.shape.length === 0 ? undefined : cpuValuesOf(args.backend, x);
+  const values =
+    x.dtype === 'string' || x.shape.length === 0 ? undefined : cpuValuesOf(args.backend, x);
   if (values === undefined) return cpuKernel('Slice')(args) as tf.TensorInfo;
   const [begin, size] = tf.slice_util.parseSliceParams(
     x as unknown as tf.Tensor,
@@ -197,7 +198,8 @@ function slice(args: KernelArgs): tf.TensorInfo {
 /** `SplitV` (tf.split) through the slice above (the cpu kernel calls its own slice). */
 function splitV(args: KernelArgs): tf.TensorInfo[] {
   const x = args.inputs.x as tf.TensorInfo;
-  const values = x.dtype === 'string' || x.shape.length === 0 ? undefined : cpuValuesOf(args.backend, x);
+  const values =
+    x.dtype === 'string' || x.shape.length === 0 ? undefined : cpuValuesOf(args.backend, x);
   if (values === undefined) return cpuKernel('SplitV')(args) as tf.TensorInfo[];
   const axis = tf.util.parseAxisParam(args.attrs?.axis as number, x.shape)[0];
   const sizes = tf.backend_util.prepareSplitSize(
@@ -209,7 +211,11 @@ function splitV(args: KernelArgs): tf.TensorInfo[] {
   const size = x.shape.slice();
   return sizes.map((s) => {
     size[axis] = s;
-    const out = args.backend.makeTensorInfo(size.slice(), x.dtype, sliceValues(values, x.shape, begin, size));
+    const out = args.backend.makeTensorInfo(
+      size.slice(),
+      x.dtype,
+      sliceValues(values, x.shape, begin, size),
+    );
     begin[axis] += s;
     return out;
   });
