@@ -5,6 +5,7 @@
 //   node dist/examples/finetune_shapes.js [--backend cpu|wasm] [--epochs N]
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
+import { useBackend } from '../src/backends/index.js';
 import { parseConfig } from '../src/model/config.js';
 import { SiglipModel } from '../src/model/siglip_model.js';
 import { Trainer } from '../src/train/trainer.js';
@@ -125,7 +126,8 @@ async function main(): Promise<void> {
   };
   const backend = opt('--backend', 'wasm');
   const epochs = Number(opt('--epochs', '12'));
-  await tf.setBackend(backend);
+  if (backend === 'native') console.error(`backend: ${(await useBackend('native')).reason}`);
+  else await tf.setBackend(backend);
   await tf.ready();
   tf.enableProdMode();
   tf.randomNormal([1], 0, 1, 'float32', 7).dispose();

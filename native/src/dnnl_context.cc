@@ -8,14 +8,16 @@ namespace siglip2 {
 
 using dnnl::memory;
 
+// The engine, stream and caches are never destroyed: destructors of oneDNN objects running at process exit,
+// after the library's own state or OpenMP is torn down, are not safe.
 dnnl::engine& cpu_engine() {
-  static dnnl::engine eng(dnnl::engine::kind::cpu, 0);
-  return eng;
+  static auto* eng = new dnnl::engine(dnnl::engine::kind::cpu, 0);
+  return *eng;
 }
 
 dnnl::stream& cpu_stream() {
-  static dnnl::stream s(cpu_engine());
-  return s;
+  static auto* s = new dnnl::stream(cpu_engine());
+  return *s;
 }
 
 std::vector<int64_t> dense_strides(const std::vector<int64_t>& dims) {
@@ -40,9 +42,10 @@ struct Packed {
 
 constexpr size_t kMaxPlans = 1024;
 
-std::unordered_map<std::string, Plan> plans;
+std::unordered_map<std::string, Plan>& plans = *new std::unordered_map<std::string, Plan>();
 // key -> (plan key of the layout it was packed for -> packed weights)
-std::unordered_map<uint64_t, std::unordered_map<std::string, Packed>> packed;
+std::unordered_map<uint64_t, std::unordered_map<std::string, Packed>>& packed =
+    *new std::unordered_map<uint64_t, std::unordered_map<std::string, Packed>>();
 
 void put(std::ostringstream& s, const std::vector<int64_t>& v) {
   for (auto x : v) s << x << ',';

@@ -21,7 +21,7 @@ struct GeluPlans {
 };
 
 GeluPlans& gelu_plans(int64_t n) {
-  static std::map<int64_t, GeluPlans> cache;
+  static auto& cache = *new std::map<int64_t, GeluPlans>();  // never destroyed (see dnnl_context.cc)
   auto it = cache.find(n);
   if (it != cache.end()) return it->second;
   if (cache.size() > 256) cache.clear();

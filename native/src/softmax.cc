@@ -21,7 +21,7 @@ struct SoftmaxPlans {
 };
 
 SoftmaxPlans& softmax_plans(int64_t rows, int64_t cols) {
-  static std::map<std::pair<int64_t, int64_t>, SoftmaxPlans> cache;
+  static auto& cache = *new std::map<std::pair<int64_t, int64_t>, SoftmaxPlans>();  // never destroyed
   auto key = std::make_pair(rows, cols);
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
