@@ -1,12 +1,14 @@
 /**
  * The model benchmark: SigLIP so400m-patch16-256 (or another full-size config) with random weights.
  *
- *   npm run bench [-- --model so400m|base] [--backend wasm|cpu|webgpu] [--threads N] [--runs N] [--batches 1,4]
+ *   npm run bench [-- --model so400m|base] [--backend wasm|cpu|webgpu|native] [--threads N] [--runs N] [--batches 1,4]
  *                 [--profile]
  *
  * Measures one image, a batch of 4 images and 8 texts of 64 tokens: median seconds, images/s, achieved
  * GFLOP/s, peak RSS and build time, plus (with --profile) a per-kernel time profile of one run of each.
  * The towers are built and run one at a time (so400m in float32 is 4.5 GB, over wasm's 4 GB heap).
+ * On the native backend it also measures the library's own large sgemm in the same process and gives each
+ * workload's GFLOP/s as a percentage of it.
  */
 import * as tf from '@tensorflow/tfjs';
 import { spawnSync } from 'node:child_process';
@@ -17,6 +19,7 @@ import { type BackendName, useBackend } from '../src/backends/index.js';
 import { parseConfig } from '../src/model/config.js';
 import { SiglipModel } from '../src/model/siglip_model.js';
 import { disposeTowerOutputs } from '../src/model/tower_outputs.js';
+import { referenceSgemm } from './native_sgemm.js';
 import { fillRandom } from './random_weights.js';
 
 const MODELS: Record<string, string> = {
@@ -123,6 +126,14 @@ async function main(): Promise<void> {
   const textGflop8 = 8 * encoderGflop(tc.hiddenSize, tc.intermediateSize, tc.numHiddenLayers, 64);
   const report = await useBackend(backend, threads ? { threads } : {});
   console.log(`model ${dir}, random weights; backend: ${report.reason}`);
+  let sgemm: number | undefined;
+  if (report.name === 'native') {
+    const ref = referenceSgemm();
+    sgemm = ref.gflops;
+    console.log(ref.line);
+  }
+  const ofSgemm = (gflops: number) =>
+    sgemm === undefined ? '' : ` ${((100 * gflops) / sgemm).toFixed(0)} % |`;
   console.log(
     `work: ${imageGflop.toFixed(0)} GFLOP per image, ${textGflop8.toFixed(0)} GFLOP per 8 texts of 64 tokens`,
   );
@@ -192,19 +203,21 @@ async function main(): Promise<void> {
   }
 
   console.log('\nsummary');
-  console.log(`| workload | median s | items/s | GFLOP/s |`);
-  console.log(`|---|---|---|---|`);
+  console.log(
+    `| workload | median s | items/s | GFLOP/s |${sgemm === undefined ? '' : ' % of sgemm |'}`,
+  );
+  console.log(`|---|---|---|---|${sgemm === undefined ? '' : '---|'}`);
   const g = imageGflop;
   for (const b of tower === 'vision' ? batches : []) {
     const t = results[`image${b}`];
     const label = `${b} image${b > 1 ? 's' : ''}`;
     console.log(
-      `| ${label} | ${t.toFixed(2)} | ${(b / t).toFixed(2)} | ${((b * g) / t).toFixed(0)} |`,
+      `| ${label} | ${t.toFixed(2)} | ${(b / t).toFixed(2)} | ${((b * g) / t).toFixed(0)} |${ofSgemm((b * g) / t)}`,
     );
   }
   if (tower === 'text') {
     console.log(
-      `| 8 texts x 64 | ${results.text8.toFixed(2)} | ${(8 / results.text8).toFixed(2)} | ${(textGflop8 / results.text8).toFixed(0)} |`,
+      `| 8 texts x 64 | ${results.text8.toFixed(2)} | ${(8 / results.text8).toFixed(2)} | ${(textGflop8 / results.text8).toFixed(0)} |${ofSgemm(textGflop8 / results.text8)}`,
     );
   }
   const build = tower === 'vision' ? visionBuild : textBuild;

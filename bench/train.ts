@@ -1,8 +1,8 @@
 // Times one training step (forward + backward + AdamW update) at batch 8 on the wasm backend, random weights,
 // and reports the peak resident memory (maxRSS, which includes the wasm heap).
 //
-//   node dist/bench/train.js <config-folder> <mode> [--batch 8] [--backend wasm] [--threads n] [--steps 2]
-//     [--no-checkpointing]
+//   node dist/bench/train.js <config-folder> <mode> [--batch 8] [--backend wasm|native] [--threads N] [--steps 2]
+//                            [--no-checkpointing]
 // stepSeconds is the mean of the steps after the first.
 // modes: full        both towers, every weight trained (AdamW state for all)
 //        full-frozen-tokens   both towers, token embedding frozen

@@ -126,8 +126,9 @@ async function main(): Promise<void> {
   };
   const backend = opt('--backend', 'wasm');
   const epochs = Number(opt('--epochs', '12'));
-  if (backend === 'webgpu') {
-    await useBackend('webgpu'); // Dawn in Node (lavapipe without a GPU)
+  if (backend === 'webgpu' || backend === 'native') {
+    // webgpu: Dawn in Node (lavapipe without a GPU); native: the oneDNN addon
+    console.error(`backend: ${(await useBackend(backend)).reason}`);
   } else {
     await tf.setBackend(backend);
     await tf.ready();

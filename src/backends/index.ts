@@ -16,7 +16,7 @@ export { TensorflowBackendUnavailable, loadTensorflowBackend } from './tensorflo
 export type { ModuleImporter } from './tensorflow.js';
 export { BackendUnavailableError } from './unavailable.js';
 
-export type BackendName = 'cpu' | 'wasm' | 'webgpu' | 'tensorflow';
+export type BackendName = 'cpu' | 'wasm' | 'webgpu' | 'tensorflow' | 'native';
 
 export interface AdapterInfo {
   vendor: string;
@@ -31,7 +31,7 @@ export interface BackendReport {
   name: BackendName;
   /** One line: what was chosen and why. */
   reason: string;
-  /** wasm: the threads the backend actually runs (counted from its running pthread workers when it has them). */
+  /** wasm and native: the threads the backend actually runs (wasm: counted from its running pthread workers). */
   threads?: number;
   /** webgpu: the adapter. */
   adapterInfo?: AdapterInfo;
@@ -41,7 +41,7 @@ export interface BackendReport {
 
 export interface UseBackendOptions {
   /**
-   * wasm threads (default: all logical cores). In a browser at most navigator.hardwareConcurrency (and 8), and 1
+   * wasm and native threads (default: all logical cores). In a browser at most navigator.hardwareConcurrency (and 8), and 1
    * unless the page is cross-origin isolated. Applies when the wasm backend starts (the first time in a browser page).
    */
   threads?: number;
@@ -205,6 +205,31 @@ async function useTensorflow(opts: UseBackendOptions): Promise<BackendReport> {
   return { name: 'tensorflow', reason: `tensorflow (native libtensorflow) from ${pkg}` };
 }
 
+/** Reason the native backend cannot run here, or its addon once registered. */
+async function nativeAddon(): Promise<import('./native/index.js').NativeAddon | string> {
+  if (!isNode()) return 'the native backend only exists in Node.js';
+  const { registerNativeBackend } = await import('./native/index.js');
+  return registerNativeBackend();
+}
+
+async function useNative(opts: UseBackendOptions): Promise<BackendReport> {
+  const addon = await nativeAddon();
+  if (typeof addon === 'string') throw new Error(`useBackend('native'): ${addon}`);
+  const os = await import('node:os');
+  const cores = os.availableParallelism();
+  const threads = opts.threads ?? cores;
+  const { setNativeThreads } = await import('./native/index.js');
+  const info = setNativeThreads(addon, threads);
+  await activate('native');
+  return {
+    name: 'native',
+    threads: info.threads,
+    reason:
+      `native: ${info.library} ${info.version} dispatching ${info.isa}, ${info.threads} thread${info.threads > 1 ? 's' : ''} ` +
+      `(${info.threading}, ${opts.threads === undefined ? `default: ${cores} logical cores` : 'requested'}); the fastest CPU path`,
+  };
+}
+
 async function useAuto(opts: UseBackendOptions): Promise<BackendReport> {
   const skipped: string[] = [];
   if (isNode()) {
@@ -237,14 +262,24 @@ async function useAuto(opts: UseBackendOptions): Promise<BackendReport> {
     }
   }
   skipped.push(`webgpu: ${webgpuReason}`);
+  if (isNode()) {
+    // No GPU: the native addon (oneDNN) is the fastest CPU path whenever it is built.
+    const addon = await nativeAddon();
+    if (typeof addon !== 'string') {
+      const r = await useNative(opts);
+      return { ...r, reason: `auto: ${r.reason}; skipped ${skipped.join('; ')}` };
+    }
+    skipped.push(`native: ${addon}`);
+  }
   const r = await useWasm(opts);
   return { ...r, reason: `auto: ${r.reason}; skipped ${skipped.join('; ')}` };
 }
 
 /**
  * Makes `name` the active TF.js backend and reports what was chosen and why. 'auto' picks the fastest available:
- * tensorflow (when tfjs-node(-gpu) is installed), else webgpu on a real GPU, else wasm (CPU-emulated WebGPU such
- * as lavapipe or SwiftShader is slower than wasm). Throws a {@link BackendUnavailableError} saying what is missing
+ * tensorflow (when tfjs-node(-gpu) is installed), else webgpu on a real GPU, else in Node native (when its addon
+ * is built: oneDNN, the fastest CPU path), else wasm (CPU-emulated WebGPU such as lavapipe or SwiftShader is slower
+ * than wasm). Throws a {@link BackendUnavailableError} saying what is missing
  * when `name` cannot run here, and a plain Error when it is available but fails to start.
  */
 export async function useBackend(
@@ -261,11 +296,13 @@ export async function useBackend(
       return useWebGPU(await probeWebGPU());
     case 'tensorflow':
       return useTensorflow(opts);
+    case 'native':
+      return useNative(opts);
     case 'auto':
       return useAuto(opts);
     default:
       throw new Error(
-        `useBackend: unknown backend '${String(name)}' (cpu, wasm, webgpu, tensorflow or auto)`,
+        `useBackend: unknown backend '${String(name)}' (cpu, wasm, webgpu, tensorflow, native or auto)`,
       );
   }
 }

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Command } from 'commander';
 import { type BackendName, type BackendReport, useBackend } from '../backends/index.js';
 
-const NAMES = ['auto', 'cpu', 'wasm', 'webgpu', 'tensorflow'] as const;
+const NAMES = ['auto', 'cpu', 'wasm', 'webgpu', 'tensorflow', 'native'] as const;
 
 /** What backendOptions() adds to a command's options. */
 export interface BackendCliOptions {
@@ -14,7 +14,9 @@ export interface BackendCliOptions {
 export function backendOptions(cmd: Command, fallback: (typeof NAMES)[number] = 'auto'): Command {
   return cmd
     .option('--backend <name>', `TF.js backend: ${NAMES.join(', ')}`, fallback)
-    .option('--threads <n>', 'wasm threads (default: all cores)', (v) => Number.parseInt(v, 10));
+    .option('--threads <n>', 'wasm and native threads (default: all cores)', (v) =>
+      Number.parseInt(v, 10),
+    );
 }
 
 /** Selects the backend the options name and prints the one-line report on stderr (unless quiet). */

@@ -17,7 +17,7 @@ import { compareRuns } from './report.js';
 import type { BackendRun, ParityInputs, ParityOutputs, ParityReport } from './types.js';
 
 /** Backends run in this Node process (names of useBackend). */
-export const NODE_BACKENDS = ['cpu', 'wasm', 'webgpu', 'tensorflow'] as const;
+export const NODE_BACKENDS = ['cpu', 'wasm', 'native', 'webgpu', 'tensorflow'] as const;
 /** Backends run in headless Chromium: `chromium-<useBackend name>`. */
 export const BROWSER_BACKENDS = ['chromium-webgpu', 'chromium-wasm'] as const;
 export type ParityBackend = (typeof NODE_BACKENDS)[number] | (typeof BROWSER_BACKENDS)[number];

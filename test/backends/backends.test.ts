@@ -66,7 +66,7 @@ describe('backends: useBackend', () => {
 
   it('auto picks a backend and says why in one line', async () => {
     const report = await useBackend('auto', { threads: 2 });
-    assert.ok(['tensorflow', 'webgpu', 'wasm'].includes(report.name));
+    assert.ok(['tensorflow', 'native', 'webgpu', 'wasm'].includes(report.name));
     assert.equal(tf.getBackend(), report.name);
     assert.match(report.reason, /^auto: /);
     assert.ok(!report.reason.includes('\n'));

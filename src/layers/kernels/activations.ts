@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { chain } from './chain.js';
+import { layerKernelOverrides } from './overrides.js';
 
 /** The activation names Hugging Face configs use for SigLIP (`hidden_act`). */
 export const SUPPORTED_ACTIVATIONS = [
@@ -100,7 +101,7 @@ const geluTanhWithGrad = tf.customGrad((...args: (tf.Tensor | SaveFn)[]) => {
 
 /** GELU, tanh approximation: `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))` (PyTorch `approximate="tanh"`). */
 export function geluTanh(x: tf.Tensor): tf.Tensor {
-  return geluTanhWithGrad(x);
+  return layerKernelOverrides()?.geluTanh?.(x) ?? geluTanhWithGrad(x);
 }
 
 /** Exact GELU: `0.5 x (1 + erf(x / sqrt 2))`. */

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { chain } from './chain.js';
+import { layerKernelOverrides } from './overrides.js';
 import { ensureWasmKernels } from './wasm_kernels.js';
 
 /** The additive value a masked key gets: the float32 minimum, as Hugging Face uses. */
@@ -70,6 +71,8 @@ export function scaledDotProductAttention(
   numHeads: number,
   keyMask?: tf.Tensor,
 ): tf.Tensor {
+  const replaced = layerKernelOverrides()?.attention?.(q, k, v, numHeads, keyMask);
+  if (replaced !== undefined) return replaced;
   return tf.tidy(() => {
     const [b, nq, dim] = q.shape as [number, number, number];
     const headDim = dim / numHeads;

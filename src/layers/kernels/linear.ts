@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { liveTensorBytes, recordingGradients } from '../../internals/tfjs.js';
 import { chain } from './chain.js';
 import { opWithLazyGrads } from './lazy_grad.js';
+import { layerKernelOverrides } from './overrides.js';
 
 // The gradient TF.js derives for matMul multiplies with transposeA/transposeB flags, which the wasm backend runs
 // 8-27x slower than a plain matMul (measured here on [392,768]^T x [392,3072]: 5.1 s with the transposeA flag,
@@ -31,6 +32,16 @@ function forwardKernel(kernel: tf.Tensor2D): tf.Tensor2D {
   if (tf.getBackend() !== 'wasm') return kernel;
   if (!recordingGradients() && liveTensorBytes() <= packCacheLimitBytes) return kernel;
   return tf.mul(kernel, 1);
+}
+
+/** `op(a) @ op(b)` with explicit transposes (what the wasm backend runs fast). */
+function explicitMatMul(a: tf.Tensor2D, b: tf.Tensor2D, ta: boolean, tb: boolean): tf.Tensor2D {
+  return tf.matMul(ta ? a.transpose() : a, tb ? b.transpose() : b);
+}
+
+/** `op(a) @ op(b)` with transpose flags (no copies, where the backend's matMul reads transposed operands). */
+function flagMatMul(a: tf.Tensor2D, b: tf.Tensor2D, ta: boolean, tb: boolean): tf.Tensor2D {
+  return tf.matMul(a, b, ta, tb);
 }
 
 /** A low-rank update `(x A) B * scale` added to a linear layer's output (LoRA; A `[in, r]`, B `[r, out]`). */
@@ -79,20 +90,20 @@ function linear2d(
     (dy, saved) => {
       const [sx, sk, sa, sb] = saved as tf.Tensor2D[];
       const d = dy as tf.Tensor2D;
+      const mm = layerKernelOverrides()?.fastTransposedMatMul ? flagMatMul : explicitMatMul;
       // dy B^T * scale: the gradient reaching x A
-      const dLow = () => tf.matMul(d, sb.transpose()).mul(lora?.scale ?? 1) as tf.Tensor2D;
+      const dLow = () => mm(d, sb, false, true).mul(lora?.scale ?? 1) as tf.Tensor2D;
       const grads: Record<string, () => tf.Tensor> = {
         x: () => {
-          const dx = tf.matMul(d, sk.transpose());
-          return lora ? dx.add(tf.matMul(dLow(), sa.transpose())) : dx;
+          const dx = mm(d, sk, false, true);
+          return lora ? dx.add(mm(dLow(), sa, false, true)) : dx;
         },
-        kernel: () => tf.matMul(sx.transpose(), d),
+        kernel: () => mm(sx, d, true, false),
       };
       if (bias) grads.bias = () => d.sum(0);
       if (lora) {
-        grads.loraA = () => tf.matMul(sx.transpose(), dLow());
-        grads.loraB = () =>
-          tf.matMul(tf.matMul(sx, sa).transpose(), d).mul(lora.scale) as tf.Tensor2D;
+        grads.loraA = () => mm(sx, dLow(), true, false);
+        grads.loraB = () => mm(tf.matMul(sx, sa), d, true, false).mul(lora.scale) as tf.Tensor2D;
       }
       return grads;
     },

@@ -1,0 +1,23 @@
+{
+  "targets": [
+    {
+      "target_name": "siglip2_native",
+      "sources": [
+        "src/addon.cc",
+        "src/args.cc",
+        "src/dnnl_context.cc",
+        "src/matmul.cc",
+        "src/layer_norm.cc",
+        "src/eltwise.cc",
+        "src/softmax.cc",
+        "src/attention.cc",
+        "src/bench.cc"
+      ],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
+      "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-fopenmp", "-Wall", "-Wextra"],
+      "ldflags": ["-fopenmp"],
+      "libraries": ["-ldnnl", "-lopenblas"],
+      "defines": ["NAPI_VERSION=8"]
+    }
+  ]
+}

@@ -1,0 +1,128 @@
+// siglip2_native: TF.js kernels on oneDNN for Node (see src/backends/native/). Module set-up, threads, caches.
+#include <cblas.h>
+#include <node_api.h>
+#include <omp.h>
+
+#include <string>
+
+#include "args.h"
+#include "dnnl_context.h"
+#include "kernels.h"
+
+namespace siglip2 {
+
+namespace {
+
+const char* isa_name(dnnl::cpu_isa isa) {
+  switch (isa) {
+    case dnnl::cpu_isa::sse41: return "SSE4.1";
+    case dnnl::cpu_isa::avx: return "AVX";
+    case dnnl::cpu_isa::avx2: return "AVX2";
+    case dnnl::cpu_isa::avx2_vnni: return "AVX2 VNNI";
+    case dnnl::cpu_isa::avx512_mic: return "AVX-512 MIC";
+    case dnnl::cpu_isa::avx512_mic_4ops: return "AVX-512 MIC 4OPS";
+    case dnnl::cpu_isa::avx512_core: return "AVX-512";
+    case dnnl::cpu_isa::avx512_core_vnni: return "AVX-512 VNNI";
+    case dnnl::cpu_isa::avx512_core_bf16: return "AVX-512 BF16";
+    case dnnl::cpu_isa::avx512_core_amx: return "AVX-512 AMX";
+    default: return "all";
+  }
+}
+
+void set_prop(napi_env env, napi_value obj, const char* name, napi_value v) {
+  napi_set_named_property(env, obj, name, v);
+}
+
+napi_value str(napi_env env, const std::string& s) {
+  napi_value v;
+  napi_create_string_utf8(env, s.c_str(), s.size(), &v);
+  return v;
+}
+
+napi_value num(napi_env env, double d) {
+  napi_value v;
+  napi_create_double(env, d, &v);
+  return v;
+}
+
+// info() -> { library, version, isa, threads, threading }
+napi_value info_body(napi_env env, napi_callback_info) {
+  const dnnl_version_t* ver = dnnl_version();
+  napi_value obj;
+  napi_create_object(env, &obj);
+  set_prop(env, obj, "library", str(env, "oneDNN"));
+  set_prop(env, obj, "version",
+           str(env, std::to_string(ver->major) + "." + std::to_string(ver->minor) + "." + std::to_string(ver->patch)));
+  set_prop(env, obj, "isa", str(env, isa_name(dnnl::get_effective_cpu_isa())));
+  set_prop(env, obj, "threads", num(env, omp_get_max_threads()));
+  set_prop(env, obj, "threading", str(env, "OpenMP"));
+  set_prop(env, obj, "blas", str(env, openblas_get_config()));
+  return obj;
+}
+
+// setThreads(n)
+napi_value set_threads_body(napi_env env, napi_callback_info info) {
+  Args args(env, info, "setThreads", 1);
+  const int64_t n = args.int_at(0, "threads", 1);
+  omp_set_num_threads(static_cast<int>(n));
+  openblas_set_num_threads(static_cast<int>(n));
+  return undefined_value(env);
+}
+
+// releasePacked(key) -> count
+napi_value release_body(napi_env env, napi_callback_info info) {
+  Args args(env, info, "releasePacked", 1);
+  return num(env, release_packed(static_cast<uint64_t>(args.int_at(0, "key", 1))));
+}
+
+// cacheStats() -> { packed, primitives, packedBytes }
+napi_value stats_body(napi_env env, napi_callback_info) {
+  CacheStats s = cache_stats();
+  napi_value obj;
+  napi_create_object(env, &obj);
+  set_prop(env, obj, "packed", num(env, static_cast<double>(s.packed)));
+  set_prop(env, obj, "primitives", num(env, static_cast<double>(s.primitives)));
+  set_prop(env, obj, "packedBytes", num(env, static_cast<double>(s.packed_bytes)));
+  return obj;
+}
+
+napi_value clear_body(napi_env env, napi_callback_info) {
+  clear_caches();
+  return undefined_value(env);
+}
+
+#define GUARDED(name, body) \
+  napi_value name(napi_env env, napi_callback_info info) { return guard(env, #name, body, info); }
+GUARDED(Info, info_body)
+GUARDED(SetThreads, set_threads_body)
+GUARDED(ReleasePacked, release_body)
+GUARDED(CacheStatsFn, stats_body)
+GUARDED(ClearCaches, clear_body)
+
+napi_value init(napi_env env, napi_value exports) {
+  const napi_property_descriptor props[] = {
+      {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"releasePacked", nullptr, ReleasePacked, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"cacheStats", nullptr, CacheStatsFn, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"clearCaches", nullptr, ClearCaches, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"matmul", nullptr, Matmul, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"matmulImpl", nullptr, MatmulImpl, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"layerNorm", nullptr, LayerNorm, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"layerNormBackward", nullptr, LayerNormBackward, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"geluTanh", nullptr, GeluTanh, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"geluTanhBackward", nullptr, GeluTanhBackward, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"softmax", nullptr, Softmax, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"attention", nullptr, Attention, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"attentionBackward", nullptr, AttentionBackward, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"benchSgemm", nullptr, BenchSgemm, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+  };
+  napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+  return exports;
+}
+
+}  // namespace
+
+}  // namespace siglip2
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, siglip2::init)

@@ -1,0 +1,123 @@
+#include "args.h"
+
+#include <dnnl.hpp>
+#include <sstream>
+
+namespace siglip2 {
+
+static napi_valuetype type_of(napi_env env, napi_value v) {
+  napi_valuetype t = napi_undefined;
+  napi_typeof(env, v, &t);
+  return t;
+}
+
+Args::Args(napi_env env, napi_callback_info info, const char* kernel, size_t expected)
+    : env_(env), kernel_(kernel) {
+  size_t argc = expected;
+  argv_.resize(expected);
+  napi_get_cb_info(env, info, &argc, argv_.data(), nullptr, nullptr);
+  if (argc < expected) {
+    for (size_t i = argc; i < expected; i++) napi_get_undefined(env, &argv_[i]);
+  }
+}
+
+void Args::fail(const std::string& what) const {
+  std::string msg = "native " + kernel_ + ": " + what;
+  if (!shapes_.empty()) msg += " (" + shapes_ + ")";
+  throw JsError(msg);
+}
+
+int64_t Args::int_at(size_t i, const char* name, int64_t min) const {
+  if (type_of(env_, argv_[i]) != napi_number) fail(std::string(name) + " must be a number");
+  double d = 0;
+  napi_get_value_double(env_, argv_[i], &d);
+  if (d != static_cast<double>(static_cast<int64_t>(d)) || d < static_cast<double>(min)) {
+    std::ostringstream s;
+    s << name << " must be an integer >= " << min << ", got " << d;
+    fail(s.str());
+  }
+  return static_cast<int64_t>(d);
+}
+
+double Args::num_at(size_t i, const char* name) const {
+  if (type_of(env_, argv_[i]) != napi_number) fail(std::string(name) + " must be a number");
+  double d = 0;
+  napi_get_value_double(env_, argv_[i], &d);
+  return d;
+}
+
+bool Args::bool_at(size_t i, const char* name) const {
+  if (type_of(env_, argv_[i]) != napi_boolean) fail(std::string(name) + " must be a boolean");
+  bool b = false;
+  napi_get_value_bool(env_, argv_[i], &b);
+  return b;
+}
+
+bool Args::is_null(size_t i) const {
+  napi_valuetype t = type_of(env_, argv_[i]);
+  return t == napi_null || t == napi_undefined;
+}
+
+float* Args::f32_at(size_t i, const char* name, int64_t count) const {
+  bool is_ta = false;
+  napi_is_typedarray(env_, argv_[i], &is_ta);
+  if (!is_ta) fail(std::string(name) + " must be a Float32Array");
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = nullptr;
+  napi_value buffer;
+  size_t offset = 0;
+  napi_get_typedarray_info(env_, argv_[i], &type, &length, &data, &buffer, &offset);
+  if (type != napi_float32_array) fail(std::string(name) + " must be a Float32Array (float32 tensor)");
+  bool detached = false;
+  napi_is_detached_arraybuffer(env_, buffer, &detached);
+  if (detached) fail(std::string(name) + " is backed by a detached ArrayBuffer");
+  if (length == 0 || count <= 0) fail(std::string(name) + " is zero-size");
+  if (static_cast<int64_t>(length) != count) {
+    std::ostringstream s;
+    s << name << " has " << length << " elements, expected " << count;
+    fail(s.str());
+  }
+  if (data == nullptr) fail(std::string(name) + " has no data");
+  return static_cast<float*>(data);
+}
+
+float* Args::f32_opt(size_t i, const char* name, int64_t count) const {
+  if (is_null(i)) return nullptr;
+  return f32_at(i, name, count);
+}
+
+napi_value guard(napi_env env, const char* kernel, napi_value (*body)(napi_env, napi_callback_info),
+                 napi_callback_info info) {
+  try {
+    return body(env, info);
+  } catch (const JsError& e) {
+    napi_throw_error(env, "ERR_SIGLIP2_NATIVE", e.what());
+  } catch (const dnnl::error& e) {
+    std::string msg = std::string("native ") + kernel + ": oneDNN error: " + e.what();
+    napi_throw_error(env, "ERR_SIGLIP2_NATIVE", msg.c_str());
+  } catch (const std::bad_alloc&) {
+    std::string msg = std::string("native ") + kernel + ": out of memory";
+    napi_throw_error(env, "ERR_SIGLIP2_NATIVE", msg.c_str());
+  } catch (const std::exception& e) {
+    std::string msg = std::string("native ") + kernel + ": " + e.what();
+    napi_throw_error(env, "ERR_SIGLIP2_NATIVE", msg.c_str());
+  }
+  return nullptr;
+}
+
+std::string dims_str(const std::vector<int64_t>& d) {
+  std::ostringstream s;
+  s << "[";
+  for (size_t i = 0; i < d.size(); i++) s << (i ? "," : "") << d[i];
+  s << "]";
+  return s.str();
+}
+
+napi_value undefined_value(napi_env env) {
+  napi_value u;
+  napi_get_undefined(env, &u);
+  return u;
+}
+
+}  // namespace siglip2

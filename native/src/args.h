@@ -1,0 +1,53 @@
+// Argument checking at the Node-API boundary: every kernel validates what JavaScript hands it and throws a JS
+// error naming the kernel, the argument and the shapes, never crashing or reading past a buffer.
+#pragma once
+#include <node_api.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace siglip2 {
+
+/** An error that becomes a JavaScript Error with this message. */
+struct JsError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/** The arguments of one call, with the kernel's name and a description of the shapes for error messages. */
+class Args {
+ public:
+  Args(napi_env env, napi_callback_info info, const char* kernel, size_t expected);
+  napi_env env() const { return env_; }
+  const std::string& kernel() const { return kernel_; }
+  /** Set once the shapes are known: appended to every later error. */
+  void set_shapes(std::string s) { shapes_ = std::move(s); }
+  [[noreturn]] void fail(const std::string& what) const;
+
+  int64_t int_at(size_t i, const char* name, int64_t min = 0) const;
+  double num_at(size_t i, const char* name) const;
+  bool bool_at(size_t i, const char* name) const;
+  bool is_null(size_t i) const;
+  /** A Float32Array of exactly `count` elements (count 0 is refused: zero-size tensors never reach C++). */
+  float* f32_at(size_t i, const char* name, int64_t count) const;
+  /** Like f32_at, or nullptr when the argument is null/undefined. */
+  float* f32_opt(size_t i, const char* name, int64_t count) const;
+  size_t size() const { return argv_.size(); }
+
+ private:
+  napi_env env_;
+  std::string kernel_;
+  std::string shapes_;
+  std::vector<napi_value> argv_;
+};
+
+/** Wraps a kernel body: C++ exceptions become JS errors. */
+napi_value guard(napi_env env, const char* kernel, napi_value (*body)(napi_env, napi_callback_info),
+                 napi_callback_info info);
+
+std::string dims_str(const std::vector<int64_t>& d);
+
+napi_value undefined_value(napi_env env);
+
+}  // namespace siglip2

@@ -1,0 +1,136 @@
+// The attention of one layer over every head at once: softmax(q k^T * scale + mask) v and its backward pass.
+// q [B, Nq, H*d], k and v [B, Nk, H*d] are read in place (heads by strides, no transposes); the output is written
+// as [B, Nq, H*d]. The products are oneDNN matmuls over [B, H] batches, the softmax oneDNN's, threads throughout.
+#include <omp.h>
+
+#include <sstream>
+#include <vector>
+
+#include "args.h"
+#include "dnnl_context.h"
+#include "kernels.h"
+#include "ops.h"
+
+namespace siglip2 {
+
+namespace {
+
+struct Dims {
+  int64_t b, nq, nk, h, d;
+  int64_t dim() const { return h * d; }
+};
+
+/** [B, H, N, d] view of a [B, N, H*d] tensor. */
+std::vector<int64_t> heads_strides(const Dims& s, int64_t n) { return {n * s.dim(), s.d, s.dim(), 1}; }
+/** [B, H, d, N] view (transposed) of a [B, N, H*d] tensor. */
+std::vector<int64_t> heads_t_strides(const Dims& s, int64_t n) { return {n * s.dim(), s.d, 1, s.dim()}; }
+std::vector<int64_t> probs_strides(const Dims& s) { return {s.h * s.nq * s.nk, s.nq * s.nk, s.nk, 1}; }
+std::vector<int64_t> probs_t_strides(const Dims& s) { return {s.h * s.nq * s.nk, s.nq * s.nk, 1, s.nk}; }
+
+MatmulProblem problem(std::vector<int64_t> sd, std::vector<int64_t> ss, std::vector<int64_t> wd,
+                      std::vector<int64_t> ws, std::vector<int64_t> dd, std::vector<int64_t> ds, float scale) {
+  MatmulProblem p;
+  p.src_dims = std::move(sd);
+  p.src_strides = std::move(ss);
+  p.wei_dims = std::move(wd);
+  p.wei_strides = std::move(ws);
+  p.dst_dims = std::move(dd);
+  p.dst_strides = std::move(ds);
+  p.scale = scale;
+  return p;
+}
+
+/** probs = softmax(q k^T * scale + mask), [B, H, Nq, Nk]. */
+void attention_probs(const Dims& s, const float* q, const float* k, const float* mask, float scale,
+                     float* probs) {
+  run_matmul(problem({s.b, s.h, s.nq, s.d}, heads_strides(s, s.nq), {s.b, s.h, s.d, s.nk}, heads_t_strides(s, s.nk),
+                     {s.b, s.h, s.nq, s.nk}, probs_strides(s), scale),
+             q, k, nullptr, probs);
+  if (mask != nullptr) {
+    const int64_t rows = s.b * s.h * s.nq;
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+      const float* m = mask + (r / (s.h * s.nq)) * s.nk;
+      float* p = probs + r * s.nk;
+      for (int64_t j = 0; j < s.nk; j++) p[j] += m[j];
+    }
+  }
+  softmax_forward(probs, probs, s.b * s.h * s.nq, s.nk);
+}
+
+Dims read_dims(Args& args, size_t at) {
+  Dims s{args.int_at(at, "batch", 1), args.int_at(at + 1, "queries", 1), args.int_at(at + 2, "keys", 1),
+         args.int_at(at + 3, "heads", 1), args.int_at(at + 4, "headDim", 1)};
+  std::ostringstream sh;
+  sh << "q [" << s.b << "," << s.nq << "," << s.dim() << "], k/v [" << s.b << "," << s.nk << "," << s.dim()
+     << "], " << s.h << " heads of " << s.d;
+  args.set_shapes(sh.str());
+  return s;
+}
+
+// attention(q, k, v, mask | null, out, batch, queries, keys, heads, headDim, scale)
+napi_value attention_body(napi_env env, napi_callback_info info) {
+  Args args(env, info, "Attention", 11);
+  const Dims s = read_dims(args, 5);
+  const float scale = static_cast<float>(args.num_at(10, "scale"));
+  const float* q = args.f32_at(0, "q", s.b * s.nq * s.dim());
+  const float* k = args.f32_at(1, "k", s.b * s.nk * s.dim());
+  const float* v = args.f32_at(2, "v", s.b * s.nk * s.dim());
+  const float* mask = args.f32_opt(3, "mask", s.b * s.nk);
+  float* out = args.f32_at(4, "out", s.b * s.nq * s.dim());
+  std::vector<float> probs(static_cast<size_t>(s.b * s.h * s.nq * s.nk));
+  attention_probs(s, q, k, mask, scale, probs.data());
+  run_matmul(problem({s.b, s.h, s.nq, s.nk}, probs_strides(s), {s.b, s.h, s.nk, s.d}, heads_strides(s, s.nk),
+                     {s.b, s.h, s.nq, s.d}, heads_strides(s, s.nq), 1.f),
+             probs.data(), v, nullptr, out);
+  return undefined_value(env);
+}
+
+// attentionBackward(q, k, v, mask | null, dy, dq, dk, dv, batch, queries, keys, heads, headDim, scale)
+//   P = softmax(S), dV = P^T dy, dP = dy V^T, dS = P (dP - rowsum(dP P)), dQ = scale dS K, dK = scale dS^T Q
+napi_value attention_bwd_body(napi_env env, napi_callback_info info) {
+  Args args(env, info, "AttentionBackward", 14);
+  const Dims s = read_dims(args, 8);
+  const float scale = static_cast<float>(args.num_at(13, "scale"));
+  const int64_t nq_el = s.b * s.nq * s.dim(), nk_el = s.b * s.nk * s.dim();
+  const float* q = args.f32_at(0, "q", nq_el);
+  const float* k = args.f32_at(1, "k", nk_el);
+  const float* v = args.f32_at(2, "v", nk_el);
+  const float* mask = args.f32_opt(3, "mask", s.b * s.nk);
+  const float* dy = args.f32_at(4, "dy", nq_el);
+  float* dq = args.f32_at(5, "dq", nq_el);
+  float* dk = args.f32_at(6, "dk", nk_el);
+  float* dv = args.f32_at(7, "dv", nk_el);
+  const size_t pn = static_cast<size_t>(s.b * s.h * s.nq * s.nk);
+  std::vector<float> probs(pn), dp(pn);
+  attention_probs(s, q, k, mask, scale, probs.data());
+  // dV = P^T dy
+  run_matmul(problem({s.b, s.h, s.nk, s.nq}, probs_t_strides(s), {s.b, s.h, s.nq, s.d}, heads_strides(s, s.nq),
+                     {s.b, s.h, s.nk, s.d}, heads_strides(s, s.nk), 1.f),
+             probs.data(), dy, nullptr, dv);
+  // dP = dy V^T
+  run_matmul(problem({s.b, s.h, s.nq, s.d}, heads_strides(s, s.nq), {s.b, s.h, s.d, s.nk}, heads_t_strides(s, s.nk),
+                     {s.b, s.h, s.nq, s.nk}, probs_strides(s), 1.f),
+             dy, v, nullptr, dp.data());
+  softmax_backward(probs.data(), dp.data(), dp.data(), s.b * s.h * s.nq, s.nk);
+  // dQ = scale dS K
+  run_matmul(problem({s.b, s.h, s.nq, s.nk}, probs_strides(s), {s.b, s.h, s.nk, s.d}, heads_strides(s, s.nk),
+                     {s.b, s.h, s.nq, s.d}, heads_strides(s, s.nq), scale),
+             dp.data(), k, nullptr, dq);
+  // dK = scale dS^T Q
+  run_matmul(problem({s.b, s.h, s.nk, s.nq}, probs_t_strides(s), {s.b, s.h, s.nq, s.d}, heads_strides(s, s.nq),
+                     {s.b, s.h, s.nk, s.d}, heads_strides(s, s.nk), scale),
+             dp.data(), q, nullptr, dk);
+  return undefined_value(env);
+}
+
+}  // namespace
+
+napi_value Attention(napi_env env, napi_callback_info info) {
+  return guard(env, "Attention", attention_body, info);
+}
+napi_value AttentionBackward(napi_env env, napi_callback_info info) {
+  return guard(env, "AttentionBackward", attention_bwd_body, info);
+}
+
+}  // namespace siglip2

@@ -1,0 +1,53 @@
+// One oneDNN CPU engine and stream for the process, and the matmul every kernel builds on: primitives are
+// created once per problem (shapes, strides, fused post-ops) and cached; a weight operand can be kept in the
+// library's pre-packed layout (format_tag::any + one reorder), cached under a key until released.
+#pragma once
+#include <dnnl.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace siglip2 {
+
+dnnl::engine& cpu_engine();
+dnnl::stream& cpu_stream();
+
+/** Activations fused into a matmul (the ones TF.js's _FusedMatMul knows, plus GELU-tanh). */
+enum class Act : int { kLinear = 0, kRelu = 1, kRelu6 = 2, kElu = 3, kSigmoid = 4, kLeakyRelu = 5, kGeluTanh = 6 };
+
+/** dst = scale * (src x wei) (+ bias over the last axis) then act; operands of rank 2-4 with explicit strides. */
+struct MatmulProblem {
+  std::vector<int64_t> src_dims, src_strides;
+  std::vector<int64_t> wei_dims, wei_strides;
+  std::vector<int64_t> dst_dims, dst_strides;
+  bool bias = false;
+  Act act = Act::kLinear;
+  float alpha = 0.f;
+  float scale = 1.f;
+};
+
+/**
+ * Runs the problem. pack_key != 0 asks to keep `wei` pre-packed under that key (only when its batch dims are all
+ * 1): later calls with the same key reuse the packed copy without reading `wei`.
+ */
+void run_matmul(const MatmulProblem& p, const float* src, const float* wei, const float* bias, float* dst,
+                uint64_t pack_key = 0);
+
+/** Frees the packed copies kept under `key`; returns how many there were. */
+int release_packed(uint64_t key);
+/** Number of packed weights, cached primitives, and bytes held by packed weights. */
+struct CacheStats {
+  int64_t packed = 0, primitives = 0, packed_bytes = 0;
+};
+CacheStats cache_stats();
+/** Drops every cached primitive and packed weight. */
+void clear_caches();
+
+/** Implementation name oneDNN chose for a problem (for reports and tests). */
+std::string matmul_impl(const MatmulProblem& p);
+
+/** Row-major strides of dims. */
+std::vector<int64_t> dense_strides(const std::vector<int64_t>& dims);
+
+}  // namespace siglip2

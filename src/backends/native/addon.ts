@@ -1,0 +1,146 @@
+/**
+ * Loading the compiled addon (native/build/Release/siglip2_native.node, built by `npm run build:native`) and its
+ * JavaScript-side signature. Node only.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Set to the path of a siglip2_native.node to load that one instead. */
+export const NATIVE_ADDON_ENV = 'SIGLIP2_NATIVE_ADDON';
+
+export const NATIVE_BUILD_HINT =
+  'apt-get install g++ make libdnnl-dev libopenblas-dev, then npm run build:native';
+
+/** Activation codes of the addon's matmul (the fused ones). */
+export const ACTIVATIONS = {
+  linear: 0,
+  relu: 1,
+  relu6: 2,
+  elu: 3,
+  sigmoid: 4,
+  leakyrelu: 5,
+  geluTanh: 6,
+} as const;
+
+export interface NativeInfo {
+  library: string;
+  version: string;
+  isa: string;
+  threads: number;
+  threading: string;
+  blas: string;
+}
+
+/** The addon's functions; every one validates its arguments and throws an Error naming the kernel and shapes. */
+export interface NativeAddon {
+  info(): NativeInfo;
+  setThreads(n: number): void;
+  releasePacked(key: number): number;
+  cacheStats(): { packed: number; primitives: number; packedBytes: number };
+  clearCaches(): void;
+  matmul(
+    a: Float32Array,
+    b: Float32Array,
+    out: Float32Array,
+    batchA: number,
+    batchB: number,
+    m: number,
+    k: number,
+    n: number,
+    transposeA: boolean,
+    transposeB: boolean,
+    bias: Float32Array | null,
+    activation: number,
+    alpha: number,
+    packKey: number,
+  ): void;
+  matmulImpl(m: number, k: number, n: number, transposeA: boolean, transposeB: boolean): string;
+  layerNorm(
+    x: Float32Array,
+    gamma: Float32Array,
+    beta: Float32Array,
+    out: Float32Array,
+    rows: number,
+    cols: number,
+    epsilon: number,
+  ): void;
+  layerNormBackward(
+    x: Float32Array,
+    gamma: Float32Array,
+    dy: Float32Array,
+    dx: Float32Array | null,
+    dgamma: Float32Array | null,
+    dbeta: Float32Array | null,
+    rows: number,
+    cols: number,
+    epsilon: number,
+  ): void;
+  geluTanh(x: Float32Array, out: Float32Array, size: number): void;
+  geluTanhBackward(x: Float32Array, dy: Float32Array, dx: Float32Array, size: number): void;
+  softmax(logits: Float32Array, out: Float32Array, rows: number, cols: number): void;
+  attention(
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    mask: Float32Array | null,
+    out: Float32Array,
+    batch: number,
+    queries: number,
+    keys: number,
+    heads: number,
+    headDim: number,
+    scale: number,
+  ): void;
+  attentionBackward(
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    mask: Float32Array | null,
+    dy: Float32Array,
+    dq: Float32Array,
+    dk: Float32Array,
+    dv: Float32Array,
+    batch: number,
+    queries: number,
+    keys: number,
+    heads: number,
+    headDim: number,
+    scale: number,
+  ): void;
+  /** Best seconds of one [m,k]x[k,n] product: library 0 oneDNN, 1 oneDNN with packed weights, 2 OpenBLAS. */
+  benchSgemm(m: number, k: number, n: number, library: 0 | 1 | 2, reps: number): number;
+}
+
+/** Where the built addon is expected (the package root's native/build/Release). */
+export function nativeAddonPath(): string {
+  const override = process.env[NATIVE_ADDON_ENV];
+  if (override !== undefined && override !== '') return resolve(override);
+  // dist/src/backends/native/addon.js -> package root
+  const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
+  return join(root, 'native', 'build', 'Release', 'siglip2_native.node');
+}
+
+let cached: NativeAddon | string | undefined;
+
+/** The addon, or a one-line reason it cannot be loaded (with what to install). */
+export function loadNativeAddon(): NativeAddon | string {
+  if (cached !== undefined) return cached;
+  const path = nativeAddonPath();
+  if (!existsSync(path)) {
+    cached = `the native addon is not built (${path} missing); ${NATIVE_BUILD_HINT}`;
+    return cached;
+  }
+  // OpenMP threads that spin while idle (libgomp's default) collapse when the machine is shared: a tiny model's
+  // forward pass took 3.2 s instead of 0.11 s on 2 busy cores. Sleeping waits unless the user chose otherwise;
+  // libgomp reads this when the addon loads it.
+  process.env.OMP_WAIT_POLICY ??= 'passive';
+  try {
+    const require = createRequire(import.meta.url);
+    cached = require(path) as NativeAddon;
+  } catch (e) {
+    cached = `the native addon failed to load (${(e as Error).message.split('\n')[0]}); ${NATIVE_BUILD_HINT}`;
+  }
+  return cached;
+}

@@ -1,0 +1,79 @@
+/**
+ * The `native` backend: TF.js's cpu backend (tensors in plain typed arrays) whose heavy kernels run in C++ on
+ * oneDNN. It keeps pre-packed copies of weights in C++ (see packKeyFor) and frees them with their tensor.
+ */
+import type * as tf from '@tensorflow/tfjs';
+import { MathBackendCPU, cpuValues, silenceFirstUseNotice } from '../../internals/cpu_backend.js';
+import type { NativeAddon } from './addon.js';
+
+/** A right-hand operand is packed once the same tensor has been multiplied by this many times. */
+const PACK_AFTER_USES = 2;
+/** Smaller operands are not worth a packed copy. */
+const PACK_MIN_ELEMENTS = 4096;
+
+interface PackState {
+  id: number;
+  /** uses as a plain and as a transposed operand (packed separately) */
+  uses: [number, number];
+  packed: boolean;
+}
+
+export class NativeBackend extends MathBackendCPU {
+  private readonly packs = new WeakMap<object, PackState>();
+  private nextPackId = 1;
+
+  constructor(readonly addon: NativeAddon) {
+    super();
+    silenceFirstUseNotice(this);
+  }
+
+  /** The float32 values of a tensor, in place (never write to them). */
+  f32(t: tf.TensorInfo, kernel: string, name: string): Float32Array {
+    const v = cpuValues(this, t);
+    if (!(v instanceof Float32Array)) {
+      throw new Error(
+        `native ${kernel}: ${name} [${t.shape.join(',')}] must be a float32 tensor on the native backend, got ${t.dtype}`,
+      );
+    }
+    return v;
+  }
+
+  /** A new tensor on this backend holding `values` (no copy). */
+  output(values: Float32Array, shape: number[]): tf.TensorInfo {
+    return this.makeTensorInfo(shape, 'float32', values);
+  }
+
+  /**
+   * The key under which the addon may keep `b` pre-packed (0: do not pack). Weights are multiplied by many times and
+   * activations once, so a tensor is packed from its second use on; the packed copy is freed in disposeData.
+   */
+  packKeyFor(b: tf.TensorInfo, elements: number, transposed: boolean): number {
+    if (elements < PACK_MIN_ELEMENTS) return 0;
+    let s = this.packs.get(b.dataId);
+    if (s === undefined) {
+      s = { id: this.nextPackId++, uses: [0, 0], packed: false };
+      this.packs.set(b.dataId, s);
+    }
+    const uses = ++s.uses[transposed ? 1 : 0];
+    if (uses < PACK_AFTER_USES) return 0;
+    s.packed = true;
+    return s.id;
+  }
+
+  override disposeData(dataId: object, force = false): boolean {
+    const gone = super.disposeData(dataId, force);
+    if (gone) {
+      const s = this.packs.get(dataId);
+      if (s !== undefined) {
+        if (s.packed) this.addon.releasePacked(s.id);
+        this.packs.delete(dataId);
+      }
+    }
+    return gone;
+  }
+
+  override dispose(): void {
+    super.dispose();
+    this.addon.clearCaches();
+  }
+}

@@ -1,0 +1,216 @@
+/**
+ * The model's LayerNorm, GELU-tanh and attention as single native ops with native gradients (row reductions and
+ * GEMMs in C++), installed as the `native` backend's layer-kernel overrides (src/layers/kernels/overrides.ts).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { MASKED_SCORE } from '../../layers/kernels/attention.js';
+import { opWithLazyGrads } from '../../layers/kernels/lazy_grad.js';
+import type { LayerKernelOverrides } from '../../layers/kernels/overrides.js';
+import type { NativeBackend } from './backend.js';
+import { NATIVE } from './kernels.js';
+
+function nativeBackend(): NativeBackend | undefined {
+  if (tf.getBackend() !== NATIVE) return undefined;
+  return tf.backend() as unknown as NativeBackend;
+}
+
+const usable = (...ts: tf.Tensor[]) => ts.every((t) => t.dtype === 'float32' && t.size > 0);
+
+/** Runs an op in a named scope: tf.profile lists it under that name. */
+function named(name: string, f: () => tf.Tensor): tf.Tensor {
+  return tf.tidy(name, f);
+}
+
+/** Computes several gradients in one native call, the first time any of them is asked for. */
+function once<T>(f: () => T): () => T {
+  let v: T | undefined;
+  return () => (v ??= f());
+}
+
+function layerNorm(
+  x: tf.Tensor,
+  gamma: tf.Tensor1D,
+  beta: tf.Tensor1D,
+  epsilon: number,
+): tf.Tensor | undefined {
+  const be = nativeBackend();
+  if (be === undefined || !usable(x, gamma, beta) || x.rank === 0) return undefined;
+  const cols = x.shape[x.rank - 1];
+  if (gamma.size !== cols || beta.size !== cols) {
+    throw new Error(
+      `LayerNorm: gamma [${gamma.shape}] and beta [${beta.shape}] must have the last dimension of x [${x.shape}]`,
+    );
+  }
+  const rows = x.size / cols;
+  return named('NativeLayerNorm', () =>
+    opWithLazyGrads(
+      { x, gamma, beta },
+      (save) => {
+        save([x, gamma]);
+        const out = new Float32Array(x.size);
+        be.addon.layerNorm(
+          be.f32(x, 'LayerNorm', 'x'),
+          be.f32(gamma, 'LayerNorm', 'gamma'),
+          be.f32(beta, 'LayerNorm', 'beta'),
+          out,
+          rows,
+          cols,
+          epsilon,
+        );
+        return tf.tensor(out, x.shape, 'float32');
+      },
+      (dy, saved) => {
+        const [sx, sg] = saved;
+        const grads = once(() => {
+          const dx = new Float32Array(sx.size);
+          const dgamma = new Float32Array(cols);
+          const dbeta = new Float32Array(cols);
+          be.addon.layerNormBackward(
+            be.f32(sx, 'LayerNormBackward', 'x'),
+            be.f32(sg, 'LayerNormBackward', 'gamma'),
+            be.f32(dy, 'LayerNormBackward', 'dy'),
+            dx,
+            dgamma,
+            dbeta,
+            rows,
+            cols,
+            epsilon,
+          );
+          return { dx, dgamma, dbeta };
+        });
+        return {
+          x: () => tf.tensor(grads().dx, sx.shape, 'float32'),
+          gamma: () => tf.tensor(grads().dgamma, [cols], 'float32'),
+          beta: () => tf.tensor(grads().dbeta, [cols], 'float32'),
+        };
+      },
+    ),
+  );
+}
+
+function geluTanh(x: tf.Tensor): tf.Tensor | undefined {
+  const be = nativeBackend();
+  if (be === undefined || !usable(x)) return undefined;
+  return named('NativeGeluTanh', () =>
+    opWithLazyGrads(
+      { x },
+      (save) => {
+        save([x]);
+        const out = new Float32Array(x.size);
+        be.addon.geluTanh(be.f32(x, 'GeluTanh', 'x'), out, x.size);
+        return tf.tensor(out, x.shape, 'float32');
+      },
+      (dy, saved) => ({
+        x: () => {
+          const [sx] = saved;
+          const dx = new Float32Array(sx.size);
+          be.addon.geluTanhBackward(
+            be.f32(sx, 'GeluTanhBackward', 'x'),
+            be.f32(dy, 'GeluTanhBackward', 'dy'),
+            dx,
+            sx.size,
+          );
+          return tf.tensor(dx, sx.shape, 'float32');
+        },
+      }),
+    ),
+  );
+}
+
+/** The additive key mask of the reference: 0 where keyMask is 1, the float32 minimum where it is 0. */
+function additiveMask(keyMask: tf.Tensor): Float32Array {
+  const m = keyMask.dataSync();
+  const out = new Float32Array(m.length);
+  for (let i = 0; i < m.length; i++) out[i] = Math.fround((1 - Number(m[i])) * MASKED_SCORE);
+  return out;
+}
+
+function attention(
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  numHeads: number,
+  keyMask?: tf.Tensor,
+): tf.Tensor | undefined {
+  const be = nativeBackend();
+  if (be === undefined || !usable(q, k, v) || q.rank !== 3 || k.rank !== 3 || v.rank !== 3) {
+    return undefined;
+  }
+  const [b, nq, dim] = q.shape as [number, number, number];
+  const nk = k.shape[1] as number;
+  const headDim = dim / numHeads;
+  const shapes = `q [${q.shape}], k [${k.shape}], v [${v.shape}], ${numHeads} heads`;
+  if (!Number.isInteger(headDim) || k.shape.some((d, i) => d !== v.shape[i])) {
+    throw new Error(`native Attention: shapes do not fit: ${shapes}`);
+  }
+  if (k.shape[0] !== b || k.shape[2] !== dim) {
+    throw new Error(`native Attention: shapes do not fit: ${shapes}`);
+  }
+  if (keyMask !== undefined && (keyMask.size !== b * nk || keyMask.shape[0] !== b)) {
+    throw new Error(
+      `native Attention: key mask [${keyMask.shape}] must be [${b}, ${nk}] (${shapes})`,
+    );
+  }
+  const mask = keyMask === undefined ? null : additiveMask(keyMask);
+  const scale = headDim ** -0.5;
+  return named('NativeAttention', () =>
+    opWithLazyGrads(
+      { q, k, v },
+      (save) => {
+        save([q, k, v]);
+        const out = new Float32Array(q.size);
+        be.addon.attention(
+          be.f32(q, 'Attention', 'q'),
+          be.f32(k, 'Attention', 'k'),
+          be.f32(v, 'Attention', 'v'),
+          mask,
+          out,
+          b,
+          nq,
+          nk,
+          numHeads,
+          headDim,
+          scale,
+        );
+        return tf.tensor(out, q.shape, 'float32');
+      },
+      (dy, saved) => {
+        const [sq, sk, sv] = saved;
+        const grads = once(() => {
+          const dq = new Float32Array(sq.size);
+          const dk = new Float32Array(sk.size);
+          const dv = new Float32Array(sv.size);
+          be.addon.attentionBackward(
+            be.f32(sq, 'AttentionBackward', 'q'),
+            be.f32(sk, 'AttentionBackward', 'k'),
+            be.f32(sv, 'AttentionBackward', 'v'),
+            mask,
+            be.f32(dy, 'AttentionBackward', 'dy'),
+            dq,
+            dk,
+            dv,
+            b,
+            nq,
+            nk,
+            numHeads,
+            headDim,
+            scale,
+          );
+          return { dq, dk, dv };
+        });
+        return {
+          q: () => tf.tensor(grads().dq, sq.shape, 'float32'),
+          k: () => tf.tensor(grads().dk, sk.shape, 'float32'),
+          v: () => tf.tensor(grads().dv, sv.shape, 'float32'),
+        };
+      },
+    ),
+  );
+}
+
+export const NATIVE_LAYER_OVERRIDES: LayerKernelOverrides = {
+  layerNorm,
+  geluTanh,
+  attention,
+  fastTransposedMatMul: true,
+};

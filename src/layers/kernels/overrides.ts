@@ -1,0 +1,43 @@
+import * as tf from '@tensorflow/tfjs';
+
+/**
+ * Replacements a backend can give for the layer arithmetic of this folder (the `native` backend registers
+ * C++ versions). Each must compute what the JavaScript version computes, with its gradient; it may return
+ * undefined to decline an input (the JavaScript version then runs).
+ */
+export interface LayerKernelOverrides {
+  layerNorm?(
+    x: tf.Tensor,
+    gamma: tf.Tensor1D,
+    beta: tf.Tensor1D,
+    epsilon: number,
+  ): tf.Tensor | undefined;
+  geluTanh?(x: tf.Tensor): tf.Tensor | undefined;
+  /** q `[B, Nq, D]`, k and v `[B, Nk, D]`, keyMask `[B, Nk]` (1 attend, 0 padding); returns `[B, Nq, D]`. */
+  attention?(
+    q: tf.Tensor,
+    k: tf.Tensor,
+    v: tf.Tensor,
+    numHeads: number,
+    keyMask?: tf.Tensor,
+  ): tf.Tensor | undefined;
+  /** True when matMuls with transpose flags are as fast as plain ones (gradients then skip explicit transposes). */
+  fastTransposedMatMul?: boolean;
+}
+
+const byBackend = new Map<string, LayerKernelOverrides>();
+
+/** Sets (or with undefined removes) the replacements used while `backend` is the active TF.js backend. */
+export function setLayerKernelOverrides(
+  backend: string,
+  overrides: LayerKernelOverrides | undefined,
+): void {
+  if (overrides === undefined) byBackend.delete(backend);
+  else byBackend.set(backend, overrides);
+}
+
+/** The replacements of the active backend, if it has any. */
+export function layerKernelOverrides(): LayerKernelOverrides | undefined {
+  if (byBackend.size === 0) return undefined;
+  return byBackend.get(tf.getBackend());
+}

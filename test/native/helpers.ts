@@ -1,0 +1,68 @@
+import * as tf from '@tensorflow/tfjs';
+import { type NativeAddon, registerNativeBackend } from '../../src/backends/native/index.js';
+import { skipUnavailable } from '../helpers/require_backend.js';
+
+/** Registers the native backend or skips the suite (fails instead when CI requires 'native'). */
+export function requireNative(ctx: Mocha.Context): NativeAddon {
+  const addon = registerNativeBackend();
+  if (typeof addon === 'string') skipUnavailable(ctx, 'native', addon);
+  return addon;
+}
+
+/** A seeded generator of uniform values in [-1, 1) (mulberry32). */
+export function random(seed: number): (n: number) => Float32Array {
+  let s = seed >>> 0;
+  const next = () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  return (n) => Float32Array.from({ length: n }, () => next() * 2 - 1);
+}
+
+/** Runs f on a backend and returns copies of its outputs' values (f's tensors are freed). */
+export async function valuesOn(
+  backend: string,
+  f: () => tf.Tensor | tf.Tensor[],
+): Promise<Float32Array[]> {
+  await tf.setBackend(backend);
+  const out = tf.tidy(f);
+  const list = Array.isArray(out) ? out : [out];
+  const values = list.map((t) => Float32Array.from(t.dataSync()));
+  tf.dispose(list);
+  return values;
+}
+
+/** max |got - want| and max |want|. */
+export function maxDiff(got: Float32Array, want: Float32Array): { diff: number; scale: number } {
+  if (got.length !== want.length) throw new Error(`length ${got.length} != ${want.length}`);
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < got.length; i++) {
+    diff = Math.max(diff, Math.abs(got[i] - want[i]));
+    scale = Math.max(scale, Math.abs(want[i]));
+  }
+  return { diff, scale };
+}
+
+/** Runs f on cpu and native and asserts every output agrees within rtol x max|cpu| (+ a tiny absolute floor). */
+export async function assertNativeMatchesCpu(
+  label: string,
+  f: () => tf.Tensor | tf.Tensor[],
+  rtol = 2e-5,
+): Promise<void> {
+  const want = await valuesOn('cpu', f);
+  const got = await valuesOn('native', f);
+  if (want.length !== got.length)
+    throw new Error(`${label}: ${got.length} outputs, expected ${want.length}`);
+  for (let i = 0; i < want.length; i++) {
+    const { diff, scale } = maxDiff(got[i], want[i]);
+    if (!(diff <= rtol * scale + 1e-6)) {
+      throw new Error(
+        `${label} output ${i}: max abs diff ${diff} over max |cpu| ${scale} (rtol ${rtol})`,
+      );
+    }
+  }
+}
