@@ -118,6 +118,28 @@ export const TINY_CONFIG = {
   },
 };
 
+/**
+ * The tiny SigLIP of the shapes task with seeded weights (truncated normal, std 0.02, one seed per kernel, table and
+ * probe): the same model every run, so the demonstration and its CI check are reproducible.
+ */
+export function seededTinyModel(): SiglipModel {
+  const model = SiglipModel.build(parseConfig(TINY_CONFIG, 'TINY_CONFIG'), {
+    weightInit: 'random',
+  });
+  let seed = 1;
+  for (const part of Object.values(model.parts)) {
+    for (const w of part?.weights ?? []) {
+      if (/(kernel|embeddings|probe)$/.test(w.originalName)) {
+        const s = seed++;
+        tf.tidy(() => {
+          w.write(tf.truncatedNormal(w.shape as number[], 0, 0.02, 'float32', s));
+        });
+      }
+    }
+  }
+  return model;
+}
+
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const opt = (name: string, def: string) => {
@@ -135,21 +157,7 @@ async function main(): Promise<void> {
   }
   tf.enableProdMode();
   tf.randomNormal([1], 0, 1, 'float32', 7).dispose();
-  const model = SiglipModel.build(parseConfig(TINY_CONFIG, 'TINY_CONFIG'), {
-    weightInit: 'random',
-  });
-  // Seeded initialisation, so the run (and the CI check on it) is the same every time.
-  let seed = 1;
-  for (const part of Object.values(model.parts)) {
-    for (const w of part?.weights ?? []) {
-      if (/(kernel|embeddings|probe)$/.test(w.originalName)) {
-        const s = seed++;
-        tf.tidy(() => {
-          w.write(tf.truncatedNormal(w.shape as number[], 0, 0.02, 'float32', s));
-        });
-      }
-    }
-  }
+  const model = seededTinyModel();
   const train = makePairs(8, 1);
   const test = makePairs(1, 2);
   const batchSize = 24;

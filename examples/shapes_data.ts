@@ -8,11 +8,10 @@ import * as tf from '@tensorflow/tfjs';
 import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { parseConfig } from '../src/model/config.js';
-import { SiglipModel } from '../src/model/siglip_model.js';
 import { exportHf } from '../src/train/export_hf.js';
 import { seededRandom } from '../src/util/random.js';
-import { TINY_CONFIG, allCaptions, drawShape } from './finetune_shapes.js';
+import { allCaptions, drawShape, seededTinyModel } from './finetune_shapes.js';
+import { wordTokenizerJson } from './word_tokenizer.js';
 
 const SIZE = 64;
 /** Every word of the captions and of the class-folder template "a photo of {}". */
@@ -33,44 +32,7 @@ export const SHAPE_WORDS = [
 
 /** A word-level `tokenizer.json` for the shapes words: <pad>=0, </s>=1 appended, <unk>=2, words from 3. */
 export function shapesTokenizerJson(): Record<string, unknown> {
-  const vocab: Record<string, number> = { '<pad>': 0, '</s>': 1, '<unk>': 2 };
-  SHAPE_WORDS.forEach((w, i) => (vocab[w] = i + 3));
-  const special = (content: string, id: number) => ({
-    id,
-    content,
-    single_word: false,
-    lstrip: false,
-    rstrip: false,
-    normalized: false,
-    special: true,
-  });
-  return {
-    version: '1.0',
-    truncation: null,
-    padding: null,
-    added_tokens: [special('<pad>', 0), special('</s>', 1), special('<unk>', 2)],
-    normalizer: null,
-    pre_tokenizer: { type: 'Whitespace' },
-    post_processor: {
-      type: 'TemplateProcessing',
-      single: [{ Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }],
-      pair: [
-        { Sequence: { id: 'A', type_id: 0 } },
-        { SpecialToken: { id: '</s>', type_id: 0 } },
-        { Sequence: { id: 'B', type_id: 0 } },
-        { SpecialToken: { id: '</s>', type_id: 0 } },
-      ],
-      special_tokens: { '</s>': { id: '</s>', ids: [1], tokens: ['</s>'] } },
-    },
-    decoder: null,
-    model: {
-      type: 'WordPiece',
-      unk_token: '<unk>',
-      continuing_subword_prefix: '##',
-      max_input_chars_per_word: 100,
-      vocab,
-    },
-  };
+  return wordTokenizerJson(SHAPE_WORDS);
 }
 
 const TOKENIZER_CONFIG = {
@@ -103,20 +65,7 @@ export async function writeShapesModel(dir: string, weightsFrom?: string): Promi
     copyFileSync(join(weightsFrom, 'config.json'), join(dir, 'config.json'));
     copyFileSync(join(weightsFrom, 'model.safetensors'), join(dir, 'model.safetensors'));
   } else {
-    const model = SiglipModel.build(parseConfig(TINY_CONFIG, 'TINY_CONFIG'), {
-      weightInit: 'random',
-    });
-    let seed = 1;
-    for (const part of Object.values(model.parts)) {
-      for (const w of part?.weights ?? []) {
-        if (/(kernel|embeddings|probe)$/.test(w.originalName)) {
-          const s = seed++;
-          tf.tidy(() => {
-            w.write(tf.truncatedNormal(w.shape as number[], 0, 0.02, 'float32', s));
-          });
-        }
-      }
-    }
+    const model = seededTinyModel();
     await exportHf(model, dir);
     model.dispose();
   }

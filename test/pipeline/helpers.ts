@@ -1,5 +1,6 @@
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { wordTokenizerJson } from '../../examples/word_tokenizer.js';
 import { fixture } from '../helpers/fixtures.js';
 
 /** Words of the test tokenizer after <pad>=0, </s>=1, <unk>=2 (ids 3, 4, ...); all well under the tiny vocab 1000. */
@@ -18,49 +19,9 @@ export const TEST_WORDS = [
   'tabby',
 ];
 
-/**
- * A small `tokenizer.json` (WordPiece over whitespace/punctuation words, `</s>` appended, as SigLIP 2 appends
- * `<eos>`) whose ids fit the tiny fixture model's 1000-entry vocabulary. Unknown words map to `<unk>` = 2.
- */
+/** The test `tokenizer.json`: ids fit the tiny fixture model's 1000-entry vocabulary. */
 export function testTokenizerJson(): Record<string, unknown> {
-  const vocab: Record<string, number> = { '<pad>': 0, '</s>': 1, '<unk>': 2 };
-  TEST_WORDS.forEach((w, i) => (vocab[w] = i + 3));
-  const special = (content: string, id: number) => ({
-    id,
-    content,
-    single_word: false,
-    lstrip: false,
-    rstrip: false,
-    normalized: false,
-    special: true,
-  });
-  return {
-    version: '1.0',
-    truncation: null,
-    padding: null,
-    added_tokens: [special('<pad>', 0), special('</s>', 1), special('<unk>', 2)],
-    normalizer: null,
-    pre_tokenizer: { type: 'Whitespace' },
-    post_processor: {
-      type: 'TemplateProcessing',
-      single: [{ Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }],
-      pair: [
-        { Sequence: { id: 'A', type_id: 0 } },
-        { SpecialToken: { id: '</s>', type_id: 0 } },
-        { Sequence: { id: 'B', type_id: 0 } },
-        { SpecialToken: { id: '</s>', type_id: 0 } },
-      ],
-      special_tokens: { '</s>': { id: '</s>', ids: [1], tokens: ['</s>'] } },
-    },
-    decoder: null,
-    model: {
-      type: 'WordPiece',
-      unk_token: '<unk>',
-      continuing_subword_prefix: '##',
-      max_input_chars_per_word: 100,
-      vocab,
-    },
-  };
+  return wordTokenizerJson(TEST_WORDS);
 }
 
 export const TEST_TOKENIZER_CONFIG = {
