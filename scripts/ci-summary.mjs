@@ -11,7 +11,9 @@ const out = (line = '') => process.stdout.write(`${line}\n`);
 const read = (file) => (file && existsSync(file) ? readFileSync(file, 'utf8') : '');
 const lines = (text) => text.split('\n').filter((l) => l.trim() !== '');
 
-const log = read(mochaLog);
+// Colour codes stripped: mocha colours its output where it detects a CI environment.
+// eslint-disable-next-line no-control-regex
+const log = read(mochaLog).replace(/\x1b\[[0-9;]*m/g, '');
 const count = (word) => {
   const all = [...log.matchAll(new RegExp(`^ +(\\d+) ${word}`, 'gm'))];
   return all.length ? Number(all[all.length - 1][1]) : 0;
