@@ -7,19 +7,9 @@ import { convertCheckpoint } from '../../converter/convert.js';
 import { loadSiglip } from '../../src/loader/index.js';
 import '../../src/loader/node.js';
 import { useTestBackend } from '../helpers/backend.js';
-import { fixture, REPO_ROOT } from '../helpers/fixtures.js';
+import { CLI, SLOW_WRITER } from '../helpers/slow_writer.js';
+import { fixture } from '../helpers/fixtures.js';
 import { tempDir } from './helpers.js';
-
-const CLI = join(REPO_ROOT, 'dist/src/cli/main.js');
-
-/** Preloaded into the CLI: every shard file opens 300 ms late, so the conversion can be killed between shards. */
-const SLOW_WRITER =
-  'data:text/javascript,' +
-  encodeURIComponent(
-    "import fs from 'node:fs'; const open = fs.promises.open;" +
-      'fs.promises.open = async (p, ...a) => { if (String(p).endsWith(".bin")) ' +
-      'await new Promise((r) => setTimeout(r, 300)); return open.call(fs.promises, p, ...a); };',
-  );
 
 function partials(parent: string, name: string): string[] {
   return readdirSync(parent).filter((f) => f.startsWith(`${name}.partial-`));

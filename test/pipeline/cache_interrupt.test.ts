@@ -7,21 +7,10 @@ import { join } from 'node:path';
 import { loadSiglip } from '../../src/loader/index.js';
 import { resolvePipelineModel } from '../../src/pipeline/node.js';
 import { useTestBackend } from '../helpers/backend.js';
-import { REPO_ROOT } from '../helpers/fixtures.js';
+import { CLI, SLOW_WRITER } from '../helpers/slow_writer.js';
 import { tempDir } from '../converter/helpers.js';
 import { startMockHub, type MockHub } from '../hub/mock_hub.js';
 import { tinyCheckpointWithTokenizer } from './helpers.js';
-
-const CLI = join(REPO_ROOT, 'dist/src/cli/main.js');
-
-/** Preloaded into the CLI: every shard file opens 300 ms late, so the conversion can be killed between shards. */
-const SLOW_WRITER =
-  'data:text/javascript,' +
-  encodeURIComponent(
-    "import fs from 'node:fs'; const open = fs.promises.open;" +
-      'fs.promises.open = async (p, ...a) => { if (String(p).endsWith(".bin")) ' +
-      'await new Promise((r) => setTimeout(r, 300)); return open.call(fs.promises, p, ...a); };',
-  );
 
 describe('pipeline conversion cache: a conversion killed midway', function () {
   this.timeout(120000);
