@@ -3,6 +3,7 @@ import { bindingLimit } from '../backends/binding.js';
 import { readEnv } from '../backends/env.js';
 import { DEFAULT_SHARD_BYTES, shardTable, shardedGather } from '../backends/sharded_gather.js';
 import { hostValues } from '../util/host_values.js';
+import './kernels/segment_sum_cpu.js'; // gather's gradient on cpu in one pass
 import { lookupWithTableGradient } from './kernels/table_lookup.js';
 import { SiglipLayer, type Shape, type SiglipLayerArgs, firstShape } from './base.js';
 

@@ -4,7 +4,6 @@ import type { VisionInputs } from '../model/vision_model.js';
 import { sigmoidLoss } from './loss.js';
 import { readHostValues } from '../util/host_values.js';
 import './wasm_kernels.js';
-import './cpu_kernels.js';
 
 /** One batch of image-text pairs: image i goes with text i. */
 export interface PairBatch extends VisionInputs {

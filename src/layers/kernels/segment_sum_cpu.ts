@@ -43,7 +43,7 @@ function unsortedSegmentSumCpu(args: {
 }
 
 /** Puts the one-pass `UnsortedSegmentSum` in place of the cpu backend's (idempotent). */
-export function registerCpuTrainingKernels(): void {
+export function registerCpuSegmentSum(): void {
   const current = tf.getKernel('UnsortedSegmentSum', 'cpu');
   if (current?.kernelFunc === (unsortedSegmentSumCpu as unknown as tf.KernelFunc)) return;
   if (current) tf.unregisterKernel('UnsortedSegmentSum', 'cpu');
@@ -54,4 +54,4 @@ export function registerCpuTrainingKernels(): void {
   });
 }
 
-registerCpuTrainingKernels();
+registerCpuSegmentSum();

@@ -1,10 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { strict as assert } from 'node:assert';
-import '../../src/train/cpu_kernels.js';
+import '../../src/layers/kernels/segment_sum_cpu.js';
 import { seededRandom } from '../../src/util/random.js';
 import { useTestBackend } from '../helpers/backend.js';
 
-describe('train: one-pass UnsortedSegmentSum on cpu (the gradient of gather)', () => {
+describe('kernels: one-pass UnsortedSegmentSum on cpu (the gradient of gather)', () => {
   before(async () => {
     await useTestBackend('cpu');
   });
