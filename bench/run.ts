@@ -21,17 +21,7 @@ import { SiglipModel } from '../src/model/siglip_model.js';
 import { disposeTowerOutputs } from '../src/model/tower_outputs.js';
 import { referenceSgemm } from './native_sgemm.js';
 import { fillRandom } from './random_weights.js';
-
-const MODELS: Record<string, string> = {
-  so400m: 'siglip2-so400m-patch16-256',
-  base: 'siglip2-base-patch16-224',
-};
-
-/** Multiply-add FLOPs (x2) of a transformer stack over `n` tokens: projections, attention, MLP. */
-function encoderGflop(d: number, inter: number, layers: number, n: number): number {
-  const perLayer = 8 * d * d * n + 4 * n * n * d + 4 * d * inter * n;
-  return (perLayer * layers) / 1e9;
-}
+import { encoderGflop, MODELS } from './workloads.js';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
