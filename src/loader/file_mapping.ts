@@ -33,7 +33,11 @@ function mappingAddon(): NativeAddon | string {
  * Whether `ranges` can be mapped as one region of `elementBytes` values: the first starts on an element boundary
  * and every later one starts a page both in its file and in the region.
  */
-export function mappable(ranges: readonly FileRange[], elementBytes: number, page: number): boolean {
+export function mappable(
+  ranges: readonly FileRange[],
+  elementBytes: number,
+  page: number,
+): boolean {
   if (!ranges.length || ranges[0].offset % elementBytes !== 0) return false;
   let at = ranges[0].offset % page;
   for (let i = 0; i < ranges.length; i++) {

@@ -235,7 +235,8 @@ function shouldMap(mmap: boolean | undefined, source: ArtifactSource): boolean {
     why = `the ${tf.getBackend()} backend copies weights into its own memory (mapping helps on cpu and native)`;
   } else why = source.files.unavailable();
   if (why === undefined) return true;
-  if (mmap === true) throw new Error(`loadSiglip: mmap: true, but weights cannot be mapped: ${why}`);
+  if (mmap === true)
+    throw new Error(`loadSiglip: mmap: true, but weights cannot be mapped: ${why}`);
   return false;
 }
 

@@ -241,7 +241,11 @@ describe('native: memory-mapped weight files', function () {
               addon.isMapped(cpuValues(tf.backend() as MathBackendCPU, w.read())!),
             );
             if (name === 'odd') assert.ok(views.some((v) => v) && !views.every((v) => v));
-            else assert.ok(views.every((v) => v), `${name}: a text weight is not mapped`);
+            else
+              assert.ok(
+                views.every((v) => v),
+                `${name}: a text weight is not mapped`,
+              );
           } finally {
             plain.dispose();
             mapped.dispose();
@@ -277,14 +281,17 @@ describe('native: memory-mapped weight files', function () {
       const mappedW = new Float32Array(addon.mapFiles([wPath], [0], [k * n * 4], 4));
       const wt = tf.tensor2d(mappedW, [k, n]);
       const plainW = tf.tensor2d(w, [k, n]);
-      const x = tf.tensor2d(Float32Array.from({ length: 3 * k }, (_, i) => Math.cos(i)), [3, k]);
+      const x = tf.tensor2d(
+        Float32Array.from({ length: 3 * k }, (_, i) => Math.cos(i)),
+        [3, k],
+      );
       try {
         const want = tf.matMul(x, plainW).dataSync();
         for (let i = 0; i < 4; i++) {
           const got = tf.tidy(() => tf.matMul(x, wt).dataSync());
           assert.ok(sameBits(Float32Array.from(got), Float32Array.from(want)), `product ${i}`);
         }
-        assert.equal(rssOf(wPath), 0, 'the packed weight\'s pages are still resident');
+        assert.equal(rssOf(wPath), 0, "the packed weight's pages are still resident");
         // The transposed product reads the (dropped) pages again from the file.
         const wantT = tf.tidy(() => tf.matMul(plainW, tf.ones([3, n]), false, true).dataSync());
         const gotT = tf.tidy(() => tf.matMul(wt, tf.ones([3, n]), false, true).dataSync());
