@@ -269,6 +269,52 @@ describe('native: memory-mapped weight files', function () {
       }
     });
 
+    it('training steps (Adam) on mapped weights equal those on read weights, bit for bit', async () => {
+      await tf.setBackend('native');
+      const plain = await loadSiglip(dirs['64k'], { mmap: false, towers: 'text' });
+      const mapped = await loadSiglip(dirs['64k'], { mmap: true, towers: 'text' });
+      const tc = plain.config.textConfig!;
+      const ids = tf.tensor2d(
+        Int32Array.from(
+          { length: 2 * tc.maxPositionEmbeddings },
+          (_, i) => (i * 31) % tc.vocabSize,
+        ),
+        [2, tc.maxPositionEmbeddings],
+        'int32',
+      );
+      try {
+        for (const m of [plain, mapped]) {
+          const opt = tf.train.adam(1e-2);
+          const vars = m.text!.model.trainableWeights.map((w) => w.read() as tf.Variable);
+          for (let step = 0; step < 2; step++) {
+            opt.minimize(
+              () => {
+                const outs = m.text!.model.apply(ids, { training: true }) as
+                  tf.Tensor | tf.Tensor[];
+                return tf.addN((Array.isArray(outs) ? outs : [outs]).map((o) => o.square().mean()));
+              },
+              false,
+              vars,
+            );
+          }
+          opt.dispose();
+        }
+        const want = weightValues(plain);
+        const got = weightValues(mapped);
+        for (const [k, v] of want)
+          assert.ok(sameBits(got.get(k)!, v), `${k} differs after training`);
+        const fresh = await loadSiglip(dirs['64k'], { towers: 'text' });
+        const before = weightValues(fresh);
+        fresh.dispose();
+        const changed = [...want].filter(([k, v]) => !sameBits(before.get(k)!, v)).length;
+        assert.ok(changed > want.size / 2, `only ${changed} of ${want.size} weights changed`);
+      } finally {
+        ids.dispose();
+        plain.dispose();
+        mapped.dispose();
+      }
+    });
+
     it('packing a mapped weight drops its pages and the products stay exact', async () => {
       await tf.setBackend('native');
       const dir = join(root, 'pack');
