@@ -1,10 +1,10 @@
 // Node-only: memory-mapping weight files through the native addon (native/src/mmap.cc), for loading float32 weights
-// as views of the files instead of copies. Hashing for verification reads the files in chunks (page cache), so it
-// never makes a mapping resident.
-import { createHash } from 'node:crypto';
+// as views of the files instead of copies. Hashing for verification reads the files in chunks (page cache) on
+// worker threads, so it never makes a mapping resident.
 import { promises as fsp } from 'node:fs';
 import { type NativeAddon, loadNativeAddon } from '../backends/native/addon.js';
 import { ArtifactFormatError, FileAccessError } from '../util/errors.js';
+import { digestFileOnWorker } from './hash_pool.js';
 import type { FileRange, MappableFiles } from './source.js';
 
 /** Bytes read at a time when hashing or reading ranges. */
@@ -64,24 +64,11 @@ export function mappableFiles(locate: (rel: string) => string): MappableFiles {
     },
     async digest(rel) {
       const path = locate(rel);
-      const hash = createHash('sha256');
-      let size = 0;
-      let fh: fsp.FileHandle | undefined;
       try {
-        fh = await fsp.open(path, 'r');
-        const buf = Buffer.allocUnsafe(CHUNK);
-        for (;;) {
-          const { bytesRead } = await fh.read(buf, 0, CHUNK, size);
-          if (bytesRead === 0) break;
-          hash.update(buf.subarray(0, bytesRead));
-          size += bytesRead;
-        }
+        return await digestFileOnWorker(path);
       } catch (e) {
         throw accessError(path, e);
-      } finally {
-        await fh?.close();
       }
-      return { sha256: hash.digest('hex'), size };
     },
     map(ranges, elementBytes) {
       const a = getAddon();
