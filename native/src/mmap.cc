@@ -108,13 +108,16 @@ struct Piece {
   int64_t length;
 };
 
-// mapFiles(paths, offsets, lengths, elementBytes) -> ArrayBuffer over the concatenated byte ranges.
+// mapFiles(paths, offsets, lengths, elementBytes, random) -> ArrayBuffer over the concatenated byte ranges.
+// random: rows are read here and there (a token table): no readahead, and no huge-page mappings, which would make
+// 2 MiB resident for every row read.
 napi_value map_files_body(napi_env env, napi_callback_info info) {
-  Args args(env, info, "mapFiles", 4);
+  Args args(env, info, "mapFiles", 5);
   const std::vector<napi_value> paths = array_of(args, arg(env, info, 0), "paths");
   const std::vector<napi_value> offsets = array_of(args, arg(env, info, 1), "offsets");
   const std::vector<napi_value> lengths = array_of(args, arg(env, info, 2), "lengths");
   const int64_t element = args.int_at(3, "elementBytes", 1);
+  const bool random = args.is_null(4) ? false : args.bool_at(4, "random");
   if (paths.empty()) args.fail("no file to map");
   if (offsets.size() != paths.size() || lengths.size() != paths.size()) {
     args.fail("paths, offsets and lengths differ in length");
@@ -183,6 +186,10 @@ napi_value map_files_body(napi_env env, napi_callback_info info) {
       args.fail(p.path + ": mmap failed (" + std::strerror(err) + ")");
     }
     pos += skip + static_cast<size_t>(p.length);
+  }
+  if (random) {
+    madvise(base, reserved, MADV_RANDOM);
+    madvise(base, reserved, MADV_NOHUGEPAGE);
   }
   Region* r = new Region{b, reserved, b + lead, static_cast<size_t>(total)};
   napi_value result;

@@ -70,7 +70,7 @@ export function mappableFiles(locate: (rel: string) => string): MappableFiles {
         throw accessError(path, e);
       }
     },
-    map(ranges, elementBytes) {
+    map(ranges, elementBytes, random = false) {
       const a = getAddon();
       if (typeof a === 'string') return undefined;
       if (!mappable(ranges, elementBytes, a.mappedStats().pageSize)) return undefined;
@@ -81,6 +81,7 @@ export function mappableFiles(locate: (rel: string) => string): MappableFiles {
           ranges.map((r) => r.offset),
           ranges.map((r) => r.length),
           elementBytes,
+          random,
         );
       } catch (e) {
         throw new ArtifactFormatError((e as Error).message, paths[0], undefined, { cause: e });

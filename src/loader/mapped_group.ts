@@ -4,6 +4,7 @@
 // (quantized, misaligned, or spanning shard files off page boundaries) are read and decoded as usual.
 import * as tf from '@tensorflow/tfjs';
 import { ArtifactFormatError, FileAccessError } from '../util/errors.js';
+import { TOKEN_TABLE_WEIGHT } from '../layers/text_embeddings.js';
 import type { ArtifactSource, FileRange, MappableFiles } from './source.js';
 import { entryBytes, expectedShardSizes, type TowerLoadOptions } from './tower.js';
 
@@ -13,6 +14,11 @@ export interface WeightStorage {
   mappedBytes: number;
   /** Bytes read into memory (weights that could not be mapped, or all of them without mapping). */
   copiedBytes: number;
+}
+
+/** Embedding tables that are only read at the rows looked up (not position tables, which are read whole). */
+function isTable(spec: tf.io.WeightsManifestEntry): boolean {
+  return spec.name.endsWith(TOKEN_TABLE_WEIGHT);
 }
 
 /** The byte ranges of the shard files that hold bytes [start, start + length) of the group's stream. */
@@ -95,7 +101,7 @@ export async function loadGroupMapped(
     at += bytes;
     const mapped =
       bytes > 0 && spec.dtype === 'float32' && spec.quantization === undefined
-        ? files.map(ranges, 4)
+        ? files.map(ranges, 4, isTable(spec))
         : undefined;
     let tensor: tf.Tensor | undefined;
     try {

@@ -31,9 +31,10 @@ export interface MappableFiles {
   /**
    * The ranges, concatenated, as one memory-mapped ArrayBuffer of `elementBytes`-sized values, or undefined when
    * they cannot be mapped (misaligned offset, a range continuing in another file off a page boundary, mapping
-   * unavailable): then read them.
+   * unavailable): then read them. `random`: the values are read at scattered rows (a token table), so only the
+   * pages read become resident (no readahead, no huge pages).
    */
-  map(ranges: FileRange[], elementBytes: number): ArrayBuffer | undefined;
+  map(ranges: FileRange[], elementBytes: number, random?: boolean): ArrayBuffer | undefined;
   /** The ranges, concatenated, read into a new buffer. */
   read(ranges: FileRange[]): Promise<Uint8Array>;
   /** Why map() is unavailable here, or undefined when it is available. */

@@ -348,6 +348,36 @@ describe('native: memory-mapped weight files', function () {
       }
     });
 
+    it('a gather from a mapped table on native reads only the rows looked up', async () => {
+      await tf.setBackend('native');
+      const rows = 16384;
+      const cols = 1024; // one row is one 4 KiB page: the table is 64 MiB
+      const path = join(root, 'table.bin');
+      const table = new Float32Array(rows * cols);
+      for (let r = 0; r < rows; r++) table.fill(r, r * cols, (r + 1) * cols);
+      writeFileSync(path, new Uint8Array(table.buffer));
+      // random: as the loader maps token tables (no readahead, no 2 MiB huge-page mappings).
+      const t = tf.tensor2d(
+        new Float32Array(addon.mapFiles([path], [0], [rows * cols * 4], 4, true)),
+        [rows, cols],
+      );
+      try {
+        const ids = [5, 16000, 77, 5];
+        const got = tf.tidy(() =>
+          tf.gather(t, tf.tensor1d(ids, 'int32')).add(tf.scalar(0)).arraySync(),
+        ) as number[][];
+        assert.deepEqual(
+          got.map((r) => r[cols - 1]),
+          ids,
+        );
+        // A read maps the page-cache folio around it: 64 KiB of fault-around, or a whole large folio (up to 2 MiB
+        // on Linux 6.18 for a file just written). A copy of the table, or a pass over it, would touch all 64 MiB.
+        assert.ok(rssOf(path) <= 6 * 1024 * 1024, `${rssOf(path)} bytes of the table resident`);
+      } finally {
+        t.dispose();
+      }
+    });
+
     it('dispose + GC releases every mapping, and no tensor leaks', async () => {
       await tf.setBackend('native');
       await collect();

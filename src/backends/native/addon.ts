@@ -114,12 +114,14 @@ export interface NativeAddon {
   /**
    * Maps byte ranges of files, concatenated, as one private copy-on-write region (native/src/mmap.cc), unmapped
    * when the returned ArrayBuffer is garbage-collected. Every range after the first must start on a page boundary.
+   * `random`: read at scattered rows (a token table): no readahead and no huge-page mappings.
    */
   mapFiles(
     paths: string[],
     offsets: number[],
     lengths: number[],
     elementBytes: number,
+    random?: boolean,
   ): ArrayBuffer;
   /** Whether a typed array's bytes lie in a region made by mapFiles. */
   isMapped(values: ArrayBufferView): boolean;
