@@ -13,4 +13,9 @@ napi_value Softmax(napi_env env, napi_callback_info info);
 napi_value Attention(napi_env env, napi_callback_info info);
 napi_value AttentionBackward(napi_env env, napi_callback_info info);
 napi_value BenchSgemm(napi_env env, napi_callback_info info);
+// mmap.cc: weight files mapped into external ArrayBuffers.
+napi_value MapFiles(napi_env env, napi_callback_info info);
+napi_value IsMapped(napi_env env, napi_callback_info info);
+napi_value ReleasePages(napi_env env, napi_callback_info info);
+napi_value MappedStats(napi_env env, napi_callback_info info);
 }  // namespace siglip2

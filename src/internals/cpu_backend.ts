@@ -31,3 +31,12 @@ export function cpuValues(
 export function silenceFirstUseNotice(backend: MathBackendCPU): void {
   (backend as unknown as { firstUse: boolean }).firstUse = false;
 }
+
+/**
+ * Whether `backend` keeps the typed array handed to `write` (e.g. by `tf.tensor(values)`) as the tensor's values,
+ * without copying: MathBackendCPU and backends built on it (cpu, native). A tensor made there from a view of a
+ * memory-mapped file reads the file's pages in place.
+ */
+export function keepsWrittenArrays(backend: tf.KernelBackend): boolean {
+  return backend instanceof MathBackendCPU;
+}

@@ -2,7 +2,7 @@
 // default; Node registers node:crypto (src/loader/node.ts).
 import { IntegrityError } from '../util/errors.js';
 import type { FileDigest } from './manifest.js';
-import type { ArtifactSource } from './source.js';
+import type { ArtifactSource, MappableFiles } from './source.js';
 
 /** Lowercase hex SHA-256 of some bytes. */
 export type Sha256Function = (bytes: Uint8Array) => Promise<string> | string;
@@ -40,18 +40,28 @@ export async function checkDigest(
   bytes: Uint8Array,
   expected: FileDigest,
 ): Promise<void> {
-  const actual = await sha256Hex(bytes);
-  if (bytes.byteLength === expected.size && actual === expected.sha256) return;
+  checkDigestOf(file, { sha256: await sha256Hex(bytes), size: bytes.byteLength }, expected);
+}
+
+/** Throws an {@link IntegrityError} naming the file unless `actual` is the recorded size and SHA-256. */
+export function checkDigestOf(
+  file: string,
+  actualDigest: { sha256: string; size: number },
+  expected: FileDigest,
+): void {
+  const actual = actualDigest.sha256;
+  const size = actualDigest.size;
+  if (size === expected.size && actual === expected.sha256) return;
   const sizeNote =
-    bytes.byteLength === expected.size
+    size === expected.size
       ? ''
-      : ` (${bytes.byteLength} bytes, siglip.json records ${expected.size}: truncated or replaced)`;
+      : ` (${size} bytes, siglip.json records ${expected.size}: truncated or replaced)`;
   throw new IntegrityError(
     `${file}: SHA-256 mismatch, expected ${expected.sha256}, got ${actual}${sizeNote}; the file is corrupt ` +
       'or not the one converted (convert again, or pass verify: false / --no-verify to load it anyway)',
     file,
     expected,
-    { sha256: actual, size: bytes.byteLength },
+    { sha256: actual, size },
   );
 }
 
@@ -66,22 +76,37 @@ export function verifiedSource(
   manifestLocation: string,
 ): ArtifactSource & { read: Set<string> } {
   const read = new Set<string>();
+  const expectedFor = (rel: string): FileDigest => {
+    const expected = Object.prototype.hasOwnProperty.call(digests, rel) ? digests[rel] : undefined;
+    if (!expected) {
+      throw new IntegrityError(
+        `${source.locate(rel)}: not listed in the digests of ${manifestLocation} (a file the converter did ` +
+          'not write)',
+        source.locate(rel),
+        {},
+        {},
+      );
+    }
+    return expected;
+  };
+  const inner = source.files;
+  // Mapped weights: each file is hashed by ordinary reads before any of it is mapped.
+  const files: MappableFiles | undefined = inner && {
+    ...inner,
+    async check(rel) {
+      const expected = expectedFor(rel);
+      const actual = await inner.digest(rel);
+      checkDigestOf(source.locate(rel), actual, expected);
+      read.add(rel);
+      return actual.size;
+    },
+  };
   return {
     read,
+    files,
     locate: (rel) => source.locate(rel),
     async bytes(rel) {
-      const expected = Object.prototype.hasOwnProperty.call(digests, rel)
-        ? digests[rel]
-        : undefined;
-      if (!expected) {
-        throw new IntegrityError(
-          `${source.locate(rel)}: not listed in the digests of ${manifestLocation} (a file the converter did ` +
-            'not write)',
-          source.locate(rel),
-          {},
-          {},
-        );
-      }
+      const expected = expectedFor(rel);
       const buffer = await source.bytes(rel);
       await checkDigest(source.locate(rel), new Uint8Array(buffer), expected);
       read.add(rel);

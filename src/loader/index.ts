@@ -4,4 +4,5 @@ export * from './source.js';
 export * from './tower.js';
 export * from './load.js';
 export * from './digest.js';
+export type { WeightStorage } from './mapped_group.js';
 export * from '../util/errors.js';

@@ -22,6 +22,8 @@ import {
 } from './manifest.js';
 import { type ArtifactSource, type HttpSourceOptions, readJson, sourceFor } from './source.js';
 import { loadTowerModel } from './tower.js';
+import type { WeightStorage } from './mapped_group.js';
+import { keepsWrittenArrays } from '../internals/cpu_backend.js';
 
 export interface LoadSiglipProgress {
   /** Weight bytes loaded so far and in all (of the towers asked for). */
@@ -53,6 +55,13 @@ export interface LoadSiglipOptions extends HttpSourceOptions {
   verify?: boolean;
   /** Non-fatal problems, e.g. a siglip.json without digests (default: console.warn). */
   onWarning?: (message: string) => void;
+  /**
+   * Memory-map float32 weights from local files instead of reading them (Node with the native addon built, on the
+   * cpu or native backend): each weight's values are then a private view of its bytes in the shard files, so loading
+   * copies nothing and pages are read only when used (untouched token-table rows never take memory). Default: on
+   * where available; `false` reads every file; `true` fails when mapping is not available, saying why.
+   */
+  mmap?: boolean;
 }
 
 /** How the files of a loaded model were checked: `verified` (SHA-256 of each file read), `skipped` (verify:
@@ -88,6 +97,9 @@ export class LoadedSiglipModel extends SiglipModel {
 
   /** Whether the files were checked against the digests of siglip.json. */
   verification: Verification = 'none';
+
+  /** Weight bytes held as views of memory-mapped files and bytes read into memory (see the `mmap` option). */
+  weightStorage: WeightStorage = { mappedBytes: 0, copiedBytes: 0 };
 }
 
 function wantedTowers(
@@ -172,6 +184,8 @@ async function loadFromSource(
       );
     }
   }
+  const mapWeights = shouldMap(opts.mmap, plain);
+  const storage: WeightStorage = { mappedBytes: 0, copiedBytes: 0 };
   const weights = checkpointWeights(config);
   const totalBytes = towers.reduce((s, t) => s + (manifest.towers[t]?.weightBytes ?? 0), 0);
   let before = 0;
@@ -187,6 +201,8 @@ async function loadFromSource(
         concurrency: opts.concurrency,
         expectedWeights,
         expectedBytes: info.weightBytes,
+        mapWeights,
+        storage,
         onBytes: (loaded) =>
           opts.onProgress?.({
             loadedBytes: before + loaded,
@@ -202,11 +218,26 @@ async function loadFromSource(
     const processor = await processorInfo(source, manifest);
     const loaded = wrap(config, models, processor, manifest);
     loaded.verification = verification;
+    loaded.weightStorage = storage;
     return loaded;
   } catch (e) {
     for (const m of Object.values(models)) m.dispose();
     throw e;
   }
+}
+
+/** Whether to map weights (the `mmap` option); throws when `true` is asked for and mapping is unavailable. */
+function shouldMap(mmap: boolean | undefined, source: ArtifactSource): boolean {
+  if (mmap === false) return false;
+  let why: string | undefined;
+  if (!source.files) why = 'weights are not read from local files';
+  else if (!keepsWrittenArrays(tf.backend())) {
+    why = `the ${tf.getBackend()} backend copies weights into its own memory (mapping helps on cpu and native)`;
+  } else why = source.files.unavailable();
+  if (why === undefined) return true;
+  if (mmap === true)
+    throw new Error(`loadSiglip: mmap: true, but weights cannot be mapped: ${why}`);
+  return false;
 }
 
 /** Every file siglip.json lists in a tower's folder must have been read: one that was not is missing from model.json. */

@@ -7,6 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FileAccessError } from '../util/errors.js';
 import { registerSha256 } from './digest.js';
+import { mappableFiles } from './file_mapping.js';
 import { type ArtifactSource, registerSourceFactory, rootOf } from './source.js';
 import { checkTopologyGraph } from './topology.js';
 import { checkManifestAgainstModel, entryBytes, parseModelJson } from './tower.js';
@@ -23,6 +24,7 @@ export function fileSource(dir: string): ArtifactSource {
   const locate = (rel: string) => join(root, ...rel.split('/'));
   return {
     locate,
+    files: mappableFiles(locate),
     async bytes(rel) {
       const path = locate(rel);
       let buf: Buffer;

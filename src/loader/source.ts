@@ -8,6 +8,37 @@ export interface ArtifactSource {
   locate(rel: string): string;
   /** A file's bytes; fails with a message naming the file when it is missing or unreadable. */
   bytes(rel: string): Promise<ArrayBuffer>;
+  /** Local files that weights can be mapped from instead of read (Node, see src/loader/file_mapping.ts). */
+  files?: MappableFiles;
+}
+
+/** A byte range of a file (relative path, as for ArtifactSource.bytes). */
+export interface FileRange {
+  rel: string;
+  offset: number;
+  length: number;
+}
+
+/** Local file access for loading float32 weights as views of memory-mapped files (no copy). */
+export interface MappableFiles {
+  /**
+   * Checks a file and returns its size without reading it into memory (a verified source hashes it by ordinary
+   * reads: the bytes pass through the page cache, not this process's memory). Errors name the file.
+   */
+  check(rel: string): Promise<number>;
+  /** SHA-256 (hex) and size of a file, read in chunks. */
+  digest(rel: string): Promise<{ sha256: string; size: number }>;
+  /**
+   * The ranges, concatenated, as one memory-mapped ArrayBuffer of `elementBytes`-sized values, or undefined when
+   * they cannot be mapped (misaligned offset, a range continuing in another file off a page boundary, mapping
+   * unavailable): then read them. `random`: the values are read at scattered rows (a token table), so only the
+   * pages read become resident (no readahead, no huge pages).
+   */
+  map(ranges: FileRange[], elementBytes: number, random?: boolean): ArrayBuffer | undefined;
+  /** The ranges, concatenated, read into a new buffer. */
+  read(ranges: FileRange[]): Promise<Uint8Array>;
+  /** Why map() is unavailable here, or undefined when it is available. */
+  unavailable(): string | undefined;
 }
 
 export async function readJson(source: ArtifactSource, rel: string): Promise<unknown> {

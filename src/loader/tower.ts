@@ -5,6 +5,7 @@ import '../layers/index.js';
 import { assertWeightsFitBinding } from '../model/binding_check.js';
 import { ArtifactFormatError } from '../util/errors.js';
 import { isSafeRelativePath } from './manifest.js';
+import { loadGroupMapped, type WeightStorage } from './mapped_group.js';
 import { checkTopologyGraph } from './topology.js';
 import type { ArtifactSource } from './source.js';
 import { readJson } from './source.js';
@@ -205,6 +206,13 @@ export interface TowerLoadOptions {
   expectedWeights?: ReadonlyMap<string, readonly number[]>;
   /** Shard bytes the tower must have (siglip.json's `weightBytes`), checked before the model is built. */
   expectedBytes?: number;
+  /**
+   * Map float32 weights from the files instead of reading them (when the source has `files`; only for backends
+   * that keep the arrays they are given, see `keepsWrittenArrays`).
+   */
+  mapWeights?: boolean;
+  /** Adds the bytes mapped and copied here. */
+  storage?: WeightStorage;
 }
 
 /**
@@ -253,11 +261,19 @@ export async function loadTowerModel(
     const variables = checkManifestAgainstModel(manifest, model, where);
     assertWeightsFitBinding([model], where);
     let loaded = 0;
+    const onBytes = (n: number) => {
+      loaded += n;
+      opts.onBytes?.(loaded, total);
+    };
     for (const group of manifest) {
-      await loadGroup(source, dir, group, variables, where, opts, (n) => {
-        loaded += n;
-        opts.onBytes?.(loaded, total);
-      });
+      if (opts.mapWeights && source.files) {
+        await loadGroupMapped(source, source.files, dir, group, variables, where, opts, onBytes);
+      } else {
+        await loadGroup(source, dir, group, variables, where, opts, (n) => {
+          onBytes(n);
+          if (opts.storage) opts.storage.copiedBytes += n;
+        });
+      }
     }
     if (json.userDefinedMetadata) model.setUserDefinedMetadata(json.userDefinedMetadata);
     return { model, json };

@@ -111,6 +111,24 @@ export interface NativeAddon {
   ): void;
   /** Best seconds of one [m,k]x[k,n] product: library 0 oneDNN, 1 oneDNN with packed weights, 2 OpenBLAS. */
   benchSgemm(m: number, k: number, n: number, library: 0 | 1 | 2, reps: number): number;
+  /**
+   * Maps byte ranges of files, concatenated, as one private copy-on-write region (native/src/mmap.cc), unmapped
+   * when the returned ArrayBuffer is garbage-collected. Every range after the first must start on a page boundary.
+   * `random`: read at scattered rows (a token table): no readahead and no huge-page mappings.
+   */
+  mapFiles(
+    paths: string[],
+    offsets: number[],
+    lengths: number[],
+    elementBytes: number,
+    random?: boolean,
+  ): ArrayBuffer;
+  /** Whether a typed array's bytes lie in a region made by mapFiles. */
+  isMapped(values: ArrayBufferView): boolean;
+  /** Drops the mapped (never written) pages of `values` from this process; returns the bytes dropped. */
+  releasePages(values: ArrayBufferView): number;
+  /** Regions made by mapFiles and still alive, their bytes, and the page size ranges must start on. */
+  mappedStats(): { regions: number; bytes: number; pageSize: number };
 }
 
 /** Where the built addon is expected (the package root's native/build/Release). */

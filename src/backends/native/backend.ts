@@ -16,6 +16,8 @@ interface PackState {
   /** uses as a plain and as a transposed operand (packed separately) */
   uses: [number, number];
   packed: boolean;
+  /** whether the pages of a memory-mapped operand were dropped after packing it (plain, transposed) */
+  released: [boolean, boolean];
 }
 
 export class NativeBackend extends MathBackendCPU {
@@ -51,13 +53,25 @@ export class NativeBackend extends MathBackendCPU {
     if (elements < PACK_MIN_ELEMENTS) return 0;
     let s = this.packs.get(b.dataId);
     if (s === undefined) {
-      s = { id: this.nextPackId++, uses: [0, 0], packed: false };
+      s = { id: this.nextPackId++, uses: [0, 0], packed: false, released: [false, false] };
       this.packs.set(b.dataId, s);
     }
     const uses = ++s.uses[transposed ? 1 : 0];
     if (uses < PACK_AFTER_USES) return 0;
     s.packed = true;
     return s.id;
+  }
+
+  /**
+   * Called after a matmul that packed `b` under a key: when `b`'s values are a memory-mapped file, its pages are
+   * dropped from this process once (the packed copy serves later products; a later read faults them in again).
+   */
+  afterPack(b: tf.TensorInfo, values: Float32Array, transposed: boolean): void {
+    const s = this.packs.get(b.dataId);
+    const t = transposed ? 1 : 0;
+    if (s === undefined || !s.packed || s.released[t]) return;
+    s.released[t] = true;
+    if (this.addon.isMapped(values)) this.addon.releasePages(values);
   }
 
   override disposeData(dataId: object, force = false): boolean {

@@ -94,6 +94,7 @@ function nativeMatMul(
     alpha,
     packKey,
   );
+  if (packKey !== 0) backend.afterPack(b, bv, transposeB);
   return backend.output(out, [...outer, m, n]);
 }
 
