@@ -11,7 +11,11 @@
         "src/eltwise.cc",
         "src/softmax.cc",
         "src/attention.cc",
-        "src/bench.cc"
+        "src/bench.cc",
+        "src/transpose.cc",
+        "src/binary.cc",
+        "src/reduce.cc",
+        "src/adamw.cc"
       ],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-fopenmp", "-Wall", "-Wextra"],

@@ -13,4 +13,9 @@ napi_value Softmax(napi_env env, napi_callback_info info);
 napi_value Attention(napi_env env, napi_callback_info info);
 napi_value AttentionBackward(napi_env env, napi_callback_info info);
 napi_value BenchSgemm(napi_env env, napi_callback_info info);
+// elementwise, transpose, reductions, optimizer (transpose.cc, binary.cc, reduce.cc, adamw.cc)
+napi_value Transpose(napi_env env, napi_callback_info info);
+napi_value Binary(napi_env env, napi_callback_info info);
+napi_value ReduceSum(napi_env env, napi_callback_info info);
+napi_value AdamW(napi_env env, napi_callback_info info);
 }  // namespace siglip2
