@@ -101,14 +101,19 @@ describe('native backend: Transpose, binary ops, Sum/Mean, GatherV2, fused AdamW
     assert.equal(calls, 1, 'the native Transpose ran');
   });
 
-  it('Transpose: the tiled loop and oneDNN reorder give the same values', () => {
+  it('Transpose: the loops (runs, tiles) and oneDNN reorder give the cpu values', () => {
     const shape = [5, 17, 33, 3];
     const x = rand(5 * 17 * 33 * 3);
-    const want = tf.tidy(() => tf.tensor(x, shape).transpose([3, 1, 0, 2]).dataSync());
-    for (const impl of [1, 2] as const) {
-      const out = new Float32Array(x.length);
-      addon.transpose(x, out, shape, [3, 1, 0, 2], impl);
-      assert.deepEqual(out, Float32Array.from(want), `impl ${impl}`);
+    for (const perm of [
+      [3, 1, 0, 2],
+      [1, 0, 2, 3],
+    ]) {
+      const want = tf.tidy(() => Float32Array.from(tf.tensor(x, shape).transpose(perm).dataSync()));
+      for (const impl of [0, 1, 2] as const) {
+        const out = new Float32Array(x.length);
+        addon.transpose(x, out, shape, perm, impl);
+        assert.deepEqual(out, want, `perm [${perm}] impl ${impl}`);
+      }
     }
   });
 

@@ -109,7 +109,7 @@ export interface NativeAddon {
     headDim: number,
     scale: number,
   ): void;
-  /** x of `shape` (rank 1-6) permuted by `perm` into out; impl 0 default, 1 tiled loop, 2 oneDNN reorder. */
+  /** x of `shape` (rank 1-6) permuted by `perm` into out; impl 0 default (oneDNN reorder), 1 runs / tiled loop, 2 oneDNN reorder. */
   transpose(
     x: Float32Array | Int32Array,
     out: Float32Array | Int32Array,
