@@ -101,7 +101,8 @@ describe('native backend: Transpose, binary ops, Sum/Mean, GatherV2, fused AdamW
     assert.equal(calls, 1, 'the native Transpose ran');
   });
 
-  it('Transpose: the loops (runs, tiles) and oneDNN reorder give the cpu values', () => {
+  it('Transpose: the loops (runs, tiles) and oneDNN reorder give the cpu values', async () => {
+    await tf.setBackend('cpu');
     const shape = [5, 17, 33, 3];
     const x = rand(5 * 17 * 33 * 3);
     for (const perm of [
