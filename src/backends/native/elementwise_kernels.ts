@@ -183,7 +183,9 @@ function gatherKernel(fallback: Kernel): Kernel {
     const outer = prod(x.shape.slice(0, axis));
     const inner = prod(x.shape.slice(axis + 1));
     const shape = [...x.shape.slice(0, axis), ...indices.shape, ...x.shape.slice(axis + 1)];
-    const out = new (xv.constructor as new (n: number) => Values)(outer * iv.length * inner);
+    // the dtype's array (the cpu backend may hold an int32 tensor in a Float32Array; its kernel writes by dtype)
+    const Out = x.dtype === 'int32' ? Int32Array : x.dtype === 'bool' ? Uint8Array : Float32Array;
+    const out: Values = new Out(outer * iv.length * inner);
     let o = 0;
     for (let r = 0; r < outer; r++) {
       const base = r * dim * inner;
