@@ -12,6 +12,10 @@
         "src/softmax.cc",
         "src/attention.cc",
         "src/bench.cc",
+        "src/transpose.cc",
+        "src/binary.cc",
+        "src/reduce.cc",
+        "src/adamw.cc",
         "src/mmap.cc"
       ],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],

@@ -2,6 +2,8 @@
 #include <cblas.h>
 #include <node_api.h>
 #include <omp.h>
+#include <pthread.h>
+#include <signal.h>
 
 #include <string>
 
@@ -91,6 +93,24 @@ napi_value clear_body(napi_env env, napi_callback_info) {
   return undefined_value(env);
 }
 
+// oneDNN 2.6.3's AVX2 sgemm (gemm:jit) corrupts the malloc heap when a signal handler runs on the calling thread
+// in the middle of it (under valgrind the thread's stack pointer is seen moving into the heap): V8's sampling
+// profiler (node --cpu-prof) sends SIGPROF to the main thread every few ms and the shapes demo aborted with
+// "corrupted size vs. prev_size"; with DNNL_MAX_CPU_ISA=AVX, or no native matmul, it did not. So every kernel that
+// may run oneDNN runs with asynchronous signals blocked on the calling thread: they are delivered when it returns
+// (synchronous ones, SEGV/BUS/FPE/ILL/TRAP/ABRT, stay unblocked). Two syscalls per call, under a microsecond.
+// test/native/profiler_signal.test.ts keeps it so.
+template <napi_callback F>
+napi_value signal_safe(napi_env env, napi_callback_info info) {
+  sigset_t block, old;
+  sigfillset(&block);
+  for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT}) sigdelset(&block, sig);
+  pthread_sigmask(SIG_BLOCK, &block, &old);
+  napi_value r = F(env, info);
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  return r;
+}
+
 #define GUARDED(name, body) \
   napi_value name(napi_env env, napi_callback_info info) { return guard(env, #name, body, info); }
 GUARDED(Info, info_body)
@@ -106,16 +126,20 @@ napi_value init(napi_env env, napi_value exports) {
       {"releasePacked", nullptr, ReleasePacked, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"cacheStats", nullptr, CacheStatsFn, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"clearCaches", nullptr, ClearCaches, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"matmul", nullptr, Matmul, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"matmulImpl", nullptr, MatmulImpl, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"layerNorm", nullptr, LayerNorm, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"layerNormBackward", nullptr, LayerNormBackward, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"geluTanh", nullptr, GeluTanh, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"geluTanhBackward", nullptr, GeluTanhBackward, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"softmax", nullptr, Softmax, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"attention", nullptr, Attention, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"attentionBackward", nullptr, AttentionBackward, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"benchSgemm", nullptr, BenchSgemm, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"matmul", nullptr, signal_safe<Matmul>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"matmulImpl", nullptr, signal_safe<MatmulImpl>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"layerNorm", nullptr, signal_safe<LayerNorm>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"layerNormBackward", nullptr, signal_safe<LayerNormBackward>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"geluTanh", nullptr, signal_safe<GeluTanh>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"geluTanhBackward", nullptr, signal_safe<GeluTanhBackward>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"softmax", nullptr, signal_safe<Softmax>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"attention", nullptr, signal_safe<Attention>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"attentionBackward", nullptr, signal_safe<AttentionBackward>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"benchSgemm", nullptr, signal_safe<BenchSgemm>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"transpose", nullptr, signal_safe<Transpose>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"binary", nullptr, Binary, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"reduceSum", nullptr, ReduceSum, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"adamw", nullptr, AdamW, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"mapFiles", nullptr, MapFiles, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"isMapped", nullptr, IsMapped, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"releasePages", nullptr, ReleasePages, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

@@ -59,16 +59,62 @@ bool Args::is_null(size_t i) const {
 }
 
 float* Args::f32_at(size_t i, const char* name, int64_t count) const {
+  return static_cast<float*>(typed_at(i, name, count, napi_float32_array));
+}
+
+napi_typedarray_type Args::typed_type(size_t i, const char* name) const {
   bool is_ta = false;
   napi_is_typedarray(env_, argv_[i], &is_ta);
-  if (!is_ta) fail(std::string(name) + " must be a Float32Array");
+  if (!is_ta) fail(std::string(name) + " must be a typed array");
   napi_typedarray_type type;
   size_t length = 0;
   void* data = nullptr;
   napi_value buffer;
   size_t offset = 0;
   napi_get_typedarray_info(env_, argv_[i], &type, &length, &data, &buffer, &offset);
-  if (type != napi_float32_array) fail(std::string(name) + " must be a Float32Array (float32 tensor)");
+  return type;
+}
+
+std::vector<int64_t> Args::ints_at(size_t i, const char* name, int64_t min, size_t max_len) const {
+  bool is_array = false;
+  napi_is_array(env_, argv_[i], &is_array);
+  if (!is_array) fail(std::string(name) + " must be an array of integers");
+  uint32_t n = 0;
+  napi_get_array_length(env_, argv_[i], &n);
+  if (n > max_len) {
+    std::ostringstream s;
+    s << name << " has " << n << " entries, at most " << max_len << " are supported";
+    fail(s.str());
+  }
+  std::vector<int64_t> out(n);
+  for (uint32_t j = 0; j < n; j++) {
+    napi_value e;
+    napi_get_element(env_, argv_[i], j, &e);
+    double d = 0;
+    if (type_of(env_, e) != napi_number || napi_get_value_double(env_, e, &d) != napi_ok ||
+        d != static_cast<double>(static_cast<int64_t>(d)) || d < static_cast<double>(min)) {
+      std::ostringstream s;
+      s << name << "[" << j << "] must be an integer >= " << min;
+      fail(s.str());
+    }
+    out[j] = static_cast<int64_t>(d);
+  }
+  return out;
+}
+
+void* Args::typed_at(size_t i, const char* name, int64_t count, napi_typedarray_type want) const {
+  const char* tname = want == napi_int32_array ? "Int32Array" : "Float32Array";
+  const char* dname = want == napi_int32_array ? "int32" : "float32";
+  bool is_ta = false;
+  napi_is_typedarray(env_, argv_[i], &is_ta);
+  if (!is_ta) fail(std::string(name) + " must be a " + tname);
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = nullptr;
+  napi_value buffer;
+  size_t offset = 0;
+  napi_get_typedarray_info(env_, argv_[i], &type, &length, &data, &buffer, &offset);
+  if (type != want) fail(std::string(name) + " must be a " + tname + " (" + dname + " tensor)");
   bool detached = false;
   napi_is_detached_arraybuffer(env_, buffer, &detached);
   if (detached) fail(std::string(name) + " is backed by a detached ArrayBuffer");
@@ -79,7 +125,7 @@ float* Args::f32_at(size_t i, const char* name, int64_t count) const {
     fail(s.str());
   }
   if (data == nullptr) fail(std::string(name) + " has no data");
-  return static_cast<float*>(data);
+  return data;
 }
 
 float* Args::f32_opt(size_t i, const char* name, int64_t count) const {

@@ -34,6 +34,12 @@ class Args {
   /** Like f32_at, or nullptr when the argument is null/undefined. */
   float* f32_opt(size_t i, const char* name, int64_t count) const;
   size_t size() const { return argv_.size(); }
+  /** A typed array of `type` (float32 or int32) with exactly `count` elements; the same checks as f32_at. */
+  void* typed_at(size_t i, const char* name, int64_t count, napi_typedarray_type type) const;
+  /** The typed-array type of argument i, or fails naming it when it is no typed array. */
+  napi_typedarray_type typed_type(size_t i, const char* name) const;
+  /** A JS array of integers >= min (shapes, axes), at most max_len long. */
+  std::vector<int64_t> ints_at(size_t i, const char* name, int64_t min, size_t max_len) const;
 
  private:
   napi_env env_;

@@ -18,4 +18,9 @@ napi_value MapFiles(napi_env env, napi_callback_info info);
 napi_value IsMapped(napi_env env, napi_callback_info info);
 napi_value ReleasePages(napi_env env, napi_callback_info info);
 napi_value MappedStats(napi_env env, napi_callback_info info);
+// elementwise, transpose, reductions, optimizer (transpose.cc, binary.cc, reduce.cc, adamw.cc)
+napi_value Transpose(napi_env env, napi_callback_info info);
+napi_value Binary(napi_env env, napi_callback_info info);
+napi_value ReduceSum(napi_env env, napi_callback_info info);
+napi_value AdamW(napi_env env, napi_callback_info info);
 }  // namespace siglip2

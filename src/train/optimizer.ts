@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { ADAMW_KERNEL, type AdamWKernelAttrs } from './adamw_kernel.js';
 import { type Param, paramKey } from './params.js';
 
 /** A learning rate as a function of the optimizer step (0-based: the rate used by the first update is `lr(0)`). */
@@ -106,6 +107,7 @@ export class AdamW {
     const t = this.step + 1;
     const bc1 = 1 - this.beta1 ** t;
     const bc2 = 1 - this.beta2 ** t;
+    const fused = tf.getKernel(ADAMW_KERNEL, tf.getBackend()) !== undefined;
     for (const p of params) {
       const key = paramKey(p);
       const g = grads.get(key);
@@ -122,6 +124,31 @@ export class AdamW {
       const mm = m;
       const vv = v;
       const decay = this.decay(p) ? this.weightDecay : 0;
+      if (fused && [variable, g, mm, vv].every((t) => t.dtype === 'float32' && t.size > 0)) {
+        // one native pass (the backend's fused kernel) instead of a dozen elementwise ops
+        const attrs: AdamWKernelAttrs = {
+          lr,
+          beta1: this.beta1,
+          beta2: this.beta2,
+          epsilon: this.epsilon,
+          bc1,
+          bc2,
+          decay,
+        };
+        tf.tidy(() => {
+          const [pNew, mNew, vNew] = tf.engine().runKernel(
+            ADAMW_KERNEL,
+            { param: variable, grad: g, m: mm, v: vv },
+            {
+              ...attrs,
+            },
+          ) as tf.Tensor[];
+          mm.assign(mNew);
+          vv.assign(vNew);
+          p.variable.write(pNew);
+        });
+        continue;
+      }
       tf.tidy(() => {
         const mNew = mm.mul(this.beta1).add(g.mul(1 - this.beta1));
         const vNew = vv.mul(this.beta2).add(g.square().mul(1 - this.beta2));

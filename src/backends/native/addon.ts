@@ -109,6 +109,55 @@ export interface NativeAddon {
     headDim: number,
     scale: number,
   ): void;
+  /** x of `shape` (rank 1-6) permuted by `perm` into out; impl 0 default (oneDNN reorder), 1 runs / tiled loop, 2 oneDNN reorder. */
+  transpose(
+    x: Float32Array | Int32Array,
+    out: Float32Array | Int32Array,
+    shape: number[],
+    perm: number[],
+    impl: 0 | 1 | 2,
+  ): void;
+  /**
+   * out = a op b (op 0 Add, 1 Sub, 2 Multiply, 3 RealDiv; int32 for 0-2) with out viewed as [outer, inner] and
+   * each operand read per its mode (BROADCAST in elementwise_kernels.ts: 0 full, 1 row, 2 column, 3 scalar).
+   */
+  binary(
+    op: number,
+    a: Float32Array | Int32Array,
+    b: Float32Array | Int32Array,
+    out: Float32Array | Int32Array,
+    outer: number,
+    inner: number,
+    modeA: number,
+    modeB: number,
+  ): void;
+  /** x viewed as [outer, mid, inner] summed (or averaged) over mid into out [outer, inner]. */
+  reduceSum(
+    x: Float32Array,
+    out: Float32Array,
+    outer: number,
+    mid: number,
+    inner: number,
+    mean: boolean,
+  ): void;
+  /** One AdamW step into new arrays (see src/train/adamw_kernel.ts). */
+  adamw(
+    param: Float32Array,
+    grad: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    paramOut: Float32Array,
+    mOut: Float32Array,
+    vOut: Float32Array,
+    size: number,
+    lr: number,
+    beta1: number,
+    beta2: number,
+    epsilon: number,
+    bc1: number,
+    bc2: number,
+    decay: number,
+  ): void;
   /** Best seconds of one [m,k]x[k,n] product: library 0 oneDNN, 1 oneDNN with packed weights, 2 OpenBLAS. */
   benchSgemm(m: number, k: number, n: number, library: 0 | 1 | 2, reps: number): number;
   /**

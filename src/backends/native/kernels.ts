@@ -1,12 +1,14 @@
 /**
  * Kernels of the `native` backend: every cpu kernel registered again under 'native', then MatMul, BatchMatMul,
- * _FusedMatMul and Softmax replaced by the addon's, and Slice/SplitV by copies of contiguous runs. Anything the addon does not cover (int32 operands, PReLU,
+ * _FusedMatMul and Softmax replaced by the addon's, Slice/SplitV by copies of contiguous runs, and Transpose,
+ * Add/Sub/Multiply/RealDiv, Sum/Mean, GatherV2 and a fused AdamW update by elementwise_kernels.ts. Anything the addon does not cover (int32 operands, PReLU,
  * batch shapes that broadcast in both operands, zero-size tensors) runs the cpu kernel.
  */
 import * as tf from '@tensorflow/tfjs';
 import { cpuKernelConfigs, cpuValues as cpuValuesOf } from '../../internals/cpu_backend.js';
 import { ACTIVATIONS } from './addon.js';
 import type { NativeBackend } from './backend.js';
+import { elementwiseKernels, registerAdamWKernel } from './elementwise_kernels.js';
 
 export const NATIVE = 'native';
 
@@ -228,6 +230,8 @@ const OVERRIDES: Record<string, Kernel> = {
   Softmax: softmax,
   Slice: slice,
   SplitV: splitV,
+  // Transpose, Add/Sub/Multiply/RealDiv, Sum/Mean, GatherV2 (elementwise_kernels.ts)
+  ...elementwiseKernels((name) => (args) => cpuKernel(name)(args)),
 };
 
 /** The kernel names the addon runs (MatMul is BatchMatMul in TF.js 4). */
@@ -245,4 +249,5 @@ export function registerNativeKernels(): void {
       kernelFunc: (own ?? config.kernelFunc) as unknown as tf.KernelFunc,
     });
   }
+  registerAdamWKernel(NATIVE);
 }
