@@ -11,7 +11,9 @@
         "src/eltwise.cc",
         "src/softmax.cc",
         "src/attention.cc",
-        "src/bench.cc"
+        "src/bench.cc",
+        "src/blas_matmul.cc",
+        "src/gemm_choice.cc"
       ],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-fopenmp", "-Wall", "-Wextra"],

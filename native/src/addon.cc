@@ -116,6 +116,8 @@ napi_value init(napi_env env, napi_value exports) {
       {"attention", nullptr, Attention, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"attentionBackward", nullptr, AttentionBackward, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"benchSgemm", nullptr, BenchSgemm, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"gemmChoices", nullptr, GemmChoices, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"clearGemmChoices", nullptr, ClearGemmChoices, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   return exports;

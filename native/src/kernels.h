@@ -13,4 +13,6 @@ napi_value Softmax(napi_env env, napi_callback_info info);
 napi_value Attention(napi_env env, napi_callback_info info);
 napi_value AttentionBackward(napi_env env, napi_callback_info info);
 napi_value BenchSgemm(napi_env env, napi_callback_info info);
+napi_value GemmChoices(napi_env env, napi_callback_info info);
+napi_value ClearGemmChoices(napi_env env, napi_callback_info info);
 }  // namespace siglip2

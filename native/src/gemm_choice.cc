@@ -1,0 +1,168 @@
+// Which GEMM library runs each matmul problem. oneDNN 2.6.3 on AVX2 (gemm:jit) and OpenBLAS 0.3.21 are each
+// faster on some of the model's shapes (README, native section), so the first call of each distinct problem
+// (shapes, strides, transposes, batch, fused ops, packing, thread count) runs it on both, times two runs of each
+// after a warm-up, and keeps the faster library for that problem. SIGLIP2_NATIVE_GEMM=onednn|openblas forces one
+// (auto, the default, measures). Problems OpenBLAS cannot express (rank 4: the attention's heads; strided dst)
+// and small ones (under kMinTunedFlops, where timing is noise) run on oneDNN.
+#include <omp.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "args.h"
+#include "blas_matmul.h"
+#include "dnnl_context.h"
+#include "kernels.h"
+
+namespace siglip2 {
+
+namespace {
+
+enum class Lib { kOneDnn = 0, kOpenBlas = 1 };
+
+constexpr double kMinTunedFlops = 4e6;
+constexpr size_t kMaxChoices = 4096;
+
+struct Choice {
+  Lib lib = Lib::kOneDnn;
+  double onednn_s = 0, openblas_s = 0;
+  double flops = 0;
+  std::string shape;
+  bool packed = false;
+  int threads = 0;
+};
+
+std::unordered_map<std::string, Choice>& choices = *new std::unordered_map<std::string, Choice>();
+
+const char* lib_name(Lib l) { return l == Lib::kOpenBlas ? "openblas" : "onednn"; }
+
+/** The library SIGLIP2_NATIVE_GEMM forces, or -1 for auto. */
+int forced_lib() {
+  const char* v = std::getenv("SIGLIP2_NATIVE_GEMM");
+  if (v == nullptr || *v == '\0' || std::strcmp(v, "auto") == 0) return -1;
+  if (std::strcmp(v, "onednn") == 0) return static_cast<int>(Lib::kOneDnn);
+  if (std::strcmp(v, "openblas") == 0) return static_cast<int>(Lib::kOpenBlas);
+  throw JsError(std::string("SIGLIP2_NATIVE_GEMM must be onednn, openblas or auto, got '") + v + "'");
+}
+
+double flops_of(const MatmulProblem& p) {
+  double f = 2.0 * static_cast<double>(p.src_dims.back());
+  for (auto d : p.dst_dims) f *= static_cast<double>(d);
+  return f;
+}
+
+std::string shape_of(const MatmulProblem& p) {
+  const size_t r = p.dst_dims.size();
+  auto trans = [&](const std::vector<int64_t>& s) { return s[r - 1] != 1 && s[r - 2] == 1; };
+  std::string s = dims_str(p.src_dims) + (trans(p.src_strides) ? "^T" : "") + " x " + dims_str(p.wei_dims) +
+                  (trans(p.wei_strides) ? "^T" : "");
+  if (p.bias) s += " +bias";
+  if (p.act == Act::kGeluTanh) s += " gelu_tanh";
+  else if (p.act != Act::kLinear) s += " act" + std::to_string(static_cast<int>(p.act));
+  if (p.residual) s += " +residual";
+  return s;
+}
+
+void run_lib(Lib lib, const MatmulProblem& p, const float* src, const float* wei, const float* bias, float* dst,
+             uint64_t pack_key, const float* residual) {
+  if (lib == Lib::kOpenBlas) {
+    run_blas(p, src, wei, bias, dst, residual);
+  } else {
+    run_onednn(p, src, wei, bias, dst, pack_key, residual);
+  }
+}
+
+double seconds_of(Lib lib, const MatmulProblem& p, const float* src, const float* wei, const float* bias,
+                  float* dst, uint64_t pack_key, const float* residual) {
+  auto t0 = std::chrono::steady_clock::now();
+  run_lib(lib, p, src, wei, bias, dst, pack_key, residual);
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+void run_matmul(const MatmulProblem& p, const float* src, const float* wei, const float* bias, float* dst,
+                uint64_t pack_key, const float* residual) {
+  if (!blas_supports(p)) return run_onednn(p, src, wei, bias, dst, pack_key, residual);
+  const int forced = forced_lib();
+  if (forced >= 0) return run_lib(static_cast<Lib>(forced), p, src, wei, bias, dst, pack_key, residual);
+  const double flops = flops_of(p);
+  if (flops < kMinTunedFlops) return run_onednn(p, src, wei, bias, dst, pack_key, residual);
+  const bool pack = packable(p, pack_key);
+  const int threads = omp_get_max_threads();
+  const std::string key = problem_key(p, pack) + "|" + std::to_string(threads);
+  auto it = choices.find(key);
+  if (it != choices.end()) return run_lib(it->second.lib, p, src, wei, bias, dst, pack_key, residual);
+  // Warm-up (oneDNN creates its primitive and packs the weights; OpenBLAS wakes its threads), then alternate.
+  run_onednn(p, src, wei, bias, dst, pack_key, residual);
+  run_blas(p, src, wei, bias, dst, residual);
+  Choice c;
+  c.onednn_s = c.openblas_s = 1e30;
+  for (int i = 0; i < 2; i++) {
+    c.onednn_s = std::min(c.onednn_s, seconds_of(Lib::kOneDnn, p, src, wei, bias, dst, pack_key, residual));
+    c.openblas_s = std::min(c.openblas_s, seconds_of(Lib::kOpenBlas, p, src, wei, bias, dst, pack_key, residual));
+  }
+  c.lib = c.openblas_s < c.onednn_s ? Lib::kOpenBlas : Lib::kOneDnn;
+  c.flops = flops;
+  c.shape = shape_of(p);
+  c.packed = pack;
+  c.threads = threads;
+  if (choices.size() >= kMaxChoices) choices.clear();
+  choices.emplace(key, c);
+  // The last run was OpenBLAS's; the output is the chosen library's.
+  if (c.lib == Lib::kOneDnn) run_onednn(p, src, wei, bias, dst, pack_key, residual);
+}
+
+namespace {
+
+napi_value str(napi_env env, const std::string& s) {
+  napi_value v;
+  napi_create_string_utf8(env, s.c_str(), s.size(), &v);
+  return v;
+}
+
+napi_value num(napi_env env, double d) {
+  napi_value v;
+  napi_create_double(env, d, &v);
+  return v;
+}
+
+// gemmChoices() -> [{ shape, packed, library, onednnGflops, openblasGflops, threads }] for every measured problem
+napi_value choices_body(napi_env env, napi_callback_info) {
+  napi_value arr;
+  napi_create_array_with_length(env, choices.size(), &arr);
+  uint32_t i = 0;
+  for (auto& entry : choices) {
+    const Choice& c = entry.second;
+    napi_value o;
+    napi_create_object(env, &o);
+    napi_set_named_property(env, o, "shape", str(env, c.shape));
+    napi_value packed;
+    napi_get_boolean(env, c.packed, &packed);
+    napi_set_named_property(env, o, "packed", packed);
+    napi_set_named_property(env, o, "library", str(env, lib_name(c.lib)));
+    napi_set_named_property(env, o, "onednnGflops", num(env, c.flops / c.onednn_s / 1e9));
+    napi_set_named_property(env, o, "openblasGflops", num(env, c.flops / c.openblas_s / 1e9));
+    napi_set_named_property(env, o, "threads", num(env, c.threads));
+    napi_set_element(env, arr, i++, o);
+  }
+  return arr;
+}
+
+napi_value clear_body(napi_env env, napi_callback_info) {
+  choices.clear();
+  return undefined_value(env);
+}
+
+}  // namespace
+
+napi_value GemmChoices(napi_env env, napi_callback_info info) { return guard(env, "gemmChoices", choices_body, info); }
+napi_value ClearGemmChoices(napi_env env, napi_callback_info info) {
+  return guard(env, "clearGemmChoices", clear_body, info);
+}
+
+}  // namespace siglip2
