@@ -147,7 +147,7 @@ bool packable(const MatmulProblem& p, uint64_t pack_key) {
 
 std::string problem_key(const MatmulProblem& p, bool pack) { return key_of(p, pack); }
 
-void run_onednn(const MatmulProblem& p, const float* src, const float* wei, const float* bias, float* dst,
+bool run_onednn(const MatmulProblem& p, const float* src, const float* wei, const float* bias, float* dst,
                 uint64_t pack_key, const float* residual) {
   const bool pack = packable(p, pack_key);
   if (p.residual) {
@@ -163,6 +163,7 @@ void run_onednn(const MatmulProblem& p, const float* src, const float* wei, cons
   memory src_m(plan.src_md, eng, const_cast<float*>(src));
   memory dst_m(plan.dst_md, eng, dst);
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src_m}, {DNNL_ARG_DST, dst_m}};
+  bool reordered = false;
   if (pack) {
     auto& per_key = packed[pack_key];
     auto pit = per_key.find(key);
@@ -176,6 +177,7 @@ void run_onednn(const MatmulProblem& p, const float* src, const float* wei, cons
       entry.bytes = want.get_size();
       dnnl::reorder(plain, entry.mem).execute(cpu_stream(), plain, entry.mem);
       pit = per_key.emplace(key, entry).first;
+      reordered = true;
     }
     args.emplace(DNNL_ARG_WEIGHTS, pit->second.mem);
   } else {
@@ -184,6 +186,7 @@ void run_onednn(const MatmulProblem& p, const float* src, const float* wei, cons
   if (p.bias) args.emplace(DNNL_ARG_BIAS, memory(plan.bias_md, eng, const_cast<float*>(bias)));
   plan.prim.execute(cpu_stream(), args);
   cpu_stream().wait();
+  return reordered;
 }
 
 int release_packed(uint64_t key) {

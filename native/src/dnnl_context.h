@@ -39,8 +39,8 @@ struct MatmulProblem {
 void run_matmul(const MatmulProblem& p, const float* src, const float* wei, const float* bias, float* dst,
                 uint64_t pack_key = 0, const float* residual = nullptr);
 
-/** run_matmul on oneDNN, always. */
-void run_onednn(const MatmulProblem& p, const float* src, const float* wei, const float* bias, float* dst,
+/** run_matmul on oneDNN, always. Returns whether this call packed `wei` (a one-time reorder). */
+bool run_onednn(const MatmulProblem& p, const float* src, const float* wei, const float* bias, float* dst,
                 uint64_t pack_key = 0, const float* residual = nullptr);
 
 /** Whether pack_key would pack `wei` for this problem (batch dims of wei all 1). */

@@ -1,9 +1,12 @@
 // Which GEMM library runs each matmul problem. oneDNN 2.6.3 on AVX2 (gemm:jit) and OpenBLAS 0.3.21 are each
-// faster on some of the model's shapes (README, native section), so the first call of each distinct problem
-// (shapes, strides, transposes, batch, fused ops, packing, thread count) runs it on both, times two runs of each
-// after a warm-up, and keeps the faster library for that problem. SIGLIP2_NATIVE_GEMM=onednn|openblas forces one
-// (auto, the default, measures). Problems OpenBLAS cannot express (rank 4: the attention's heads; strided dst)
-// and small ones (under kMinTunedFlops, where timing is noise) run on oneDNN.
+// faster on some of the model's shapes (README, native section), so each distinct problem (shapes, strides,
+// transposes, batch, fused ops, packing, thread count) is measured on the calls that need it anyway: its first
+// kWarmCalls calls warm both libraries up (oneDNN creates its primitive and packs the weights, OpenBLAS wakes its
+// threads), the next 2 * kTimedCalls alternate between them and are timed, and from then on the library with the
+// shorter best time runs it. No call is repeated for the measurement; a model's layers share their shapes, so the
+// choice is made within the first forward pass. SIGLIP2_NATIVE_GEMM=onednn|openblas forces one (auto, the default,
+// measures). Problems OpenBLAS cannot express (rank 4: the attention's heads; strided dst) and small ones (under
+// kMinTunedFlops, where timing is noise) run on oneDNN.
 #include <omp.h>
 
 #include <chrono>
@@ -25,11 +28,15 @@ namespace {
 enum class Lib { kOneDnn = 0, kOpenBlas = 1 };
 
 constexpr double kMinTunedFlops = 4e6;
+constexpr int kWarmCalls = 2;
+constexpr int kTimedCalls = 3;  // per library
 constexpr size_t kMaxChoices = 4096;
 
 struct Choice {
+  int calls = 0;
+  bool decided = false;
   Lib lib = Lib::kOneDnn;
-  double onednn_s = 0, openblas_s = 0;
+  double best_s[2] = {1e30, 1e30};
   double flops = 0;
   std::string shape;
   bool packed = false;
@@ -67,54 +74,62 @@ std::string shape_of(const MatmulProblem& p) {
   return s;
 }
 
-void run_lib(Lib lib, const MatmulProblem& p, const float* src, const float* wei, const float* bias, float* dst,
+/** Runs the problem on `lib`; returns false when the time of this call is no measure of the library's speed. */
+bool run_lib(Lib lib, const MatmulProblem& p, const float* src, const float* wei, const float* bias, float* dst,
              uint64_t pack_key, const float* residual) {
   if (lib == Lib::kOpenBlas) {
     run_blas(p, src, wei, bias, dst, residual);
-  } else {
-    run_onednn(p, src, wei, bias, dst, pack_key, residual);
+    return true;
   }
-}
-
-double seconds_of(Lib lib, const MatmulProblem& p, const float* src, const float* wei, const float* bias,
-                  float* dst, uint64_t pack_key, const float* residual) {
-  auto t0 = std::chrono::steady_clock::now();
-  run_lib(lib, p, src, wei, bias, dst, pack_key, residual);
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return !run_onednn(p, src, wei, bias, dst, pack_key, residual);  // packing a weight: not a typical call
 }
 
 }  // namespace
 
 void run_matmul(const MatmulProblem& p, const float* src, const float* wei, const float* bias, float* dst,
                 uint64_t pack_key, const float* residual) {
-  if (!blas_supports(p)) return run_onednn(p, src, wei, bias, dst, pack_key, residual);
+  if (!blas_supports(p)) {
+    run_onednn(p, src, wei, bias, dst, pack_key, residual);
+    return;
+  }
   const int forced = forced_lib();
-  if (forced >= 0) return run_lib(static_cast<Lib>(forced), p, src, wei, bias, dst, pack_key, residual);
+  if (forced >= 0) {
+    run_lib(static_cast<Lib>(forced), p, src, wei, bias, dst, pack_key, residual);
+    return;
+  }
   const double flops = flops_of(p);
-  if (flops < kMinTunedFlops) return run_onednn(p, src, wei, bias, dst, pack_key, residual);
+  if (flops < kMinTunedFlops) {
+    run_onednn(p, src, wei, bias, dst, pack_key, residual);
+    return;
+  }
   const bool pack = packable(p, pack_key);
   const int threads = omp_get_max_threads();
   const std::string key = problem_key(p, pack) + "|" + std::to_string(threads);
   auto it = choices.find(key);
-  if (it != choices.end()) return run_lib(it->second.lib, p, src, wei, bias, dst, pack_key, residual);
-  // Warm-up (oneDNN creates its primitive and packs the weights; OpenBLAS wakes its threads), then alternate.
-  run_onednn(p, src, wei, bias, dst, pack_key, residual);
-  run_blas(p, src, wei, bias, dst, residual);
-  Choice c;
-  c.onednn_s = c.openblas_s = 1e30;
-  for (int i = 0; i < 2; i++) {
-    c.onednn_s = std::min(c.onednn_s, seconds_of(Lib::kOneDnn, p, src, wei, bias, dst, pack_key, residual));
-    c.openblas_s = std::min(c.openblas_s, seconds_of(Lib::kOpenBlas, p, src, wei, bias, dst, pack_key, residual));
+  if (it == choices.end()) {
+    if (choices.size() >= kMaxChoices) choices.clear();
+    Choice c;
+    c.flops = flops;
+    c.shape = shape_of(p);
+    c.packed = pack;
+    c.threads = threads;
+    it = choices.emplace(key, c).first;
   }
-  c.lib = c.openblas_s < c.onednn_s ? Lib::kOpenBlas : Lib::kOneDnn;
-  c.flops = flops;
-  c.shape = shape_of(p);
-  c.packed = pack;
-  c.threads = threads;
-  if (choices.size() >= kMaxChoices) choices.clear();
-  choices.emplace(key, c);
-  // The last run was OpenBLAS's; the output is the chosen library's.
-  if (c.lib == Lib::kOneDnn) run_onednn(p, src, wei, bias, dst, pack_key, residual);
+  Choice& c = it->second;
+  if (c.decided) {
+    run_lib(c.lib, p, src, wei, bias, dst, pack_key, residual);
+    return;
+  }
+  const Lib lib = c.calls % 2 == 0 ? Lib::kOneDnn : Lib::kOpenBlas;
+  const auto t0 = std::chrono::steady_clock::now();
+  const bool typical = run_lib(lib, p, src, wei, bias, dst, pack_key, residual);
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (!typical) return;  // not counted: the next call of the problem runs oneDNN again
+  if (c.calls >= kWarmCalls) c.best_s[static_cast<int>(lib)] = std::min(c.best_s[static_cast<int>(lib)], s);
+  if (++c.calls == kWarmCalls + 2 * kTimedCalls) {
+    c.decided = true;
+    c.lib = c.best_s[1] < c.best_s[0] ? Lib::kOpenBlas : Lib::kOneDnn;
+  }
 }
 
 namespace {
@@ -131,13 +146,14 @@ napi_value num(napi_env env, double d) {
   return v;
 }
 
-// gemmChoices() -> [{ shape, packed, library, onednnGflops, openblasGflops, threads }] for every measured problem
+// gemmChoices() -> [{ shape, packed, library, onednnGflops, openblasGflops, threads }] for every decided problem
 napi_value choices_body(napi_env env, napi_callback_info) {
   napi_value arr;
-  napi_create_array_with_length(env, choices.size(), &arr);
+  napi_create_array(env, &arr);
   uint32_t i = 0;
   for (auto& entry : choices) {
     const Choice& c = entry.second;
+    if (!c.decided) continue;
     napi_value o;
     napi_create_object(env, &o);
     napi_set_named_property(env, o, "shape", str(env, c.shape));
@@ -145,8 +161,8 @@ napi_value choices_body(napi_env env, napi_callback_info) {
     napi_get_boolean(env, c.packed, &packed);
     napi_set_named_property(env, o, "packed", packed);
     napi_set_named_property(env, o, "library", str(env, lib_name(c.lib)));
-    napi_set_named_property(env, o, "onednnGflops", num(env, c.flops / c.onednn_s / 1e9));
-    napi_set_named_property(env, o, "openblasGflops", num(env, c.flops / c.openblas_s / 1e9));
+    napi_set_named_property(env, o, "onednnGflops", num(env, c.flops / c.best_s[0] / 1e9));
+    napi_set_named_property(env, o, "openblasGflops", num(env, c.flops / c.best_s[1] / 1e9));
     napi_set_named_property(env, o, "threads", num(env, c.threads));
     napi_set_element(env, arr, i++, o);
   }
