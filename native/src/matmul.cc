@@ -43,6 +43,9 @@ napi_value matmul_body(napi_env env, napi_callback_info info) {
   if ((a <= out && out < a + batch_a * m * k) || (b <= out && out < b + batch_b * k * n)) {
     args.fail("out overlaps an input");
   }
+  if (residual != nullptr && residual < out + batch * m * n && out < residual + batch * m * n) {
+    args.fail("out overlaps the residual");
+  }
   if (residual != nullptr && act != static_cast<int64_t>(Act::kLinear)) {
     args.fail("a residual is fused only with the linear activation");
   }

@@ -255,6 +255,10 @@ describe('native matmul: oneDNN and OpenBLAS paths, the per-problem choice, fuse
         addon.matmul(a, b, out, 1, 1, m, k, n, false, false, null, 0, 0, 0, new Float32Array(5)),
       /native MatMul: residual/,
     );
+    assert.throws(
+      () => addon.matmul(a, b, out, 1, 1, m, k, n, false, false, null, 0, 0, 0, out),
+      /native MatMul: out overlaps the residual/,
+    );
   });
 
   for (const lib of [...LIBS, 'auto']) {
