@@ -220,7 +220,8 @@ describe('native matmul: oneDNN and OpenBLAS paths, the per-problem choice, fuse
     assert.equal(c.shape, '[196,768] x [768,384] +bias gelu_tanh');
     assert.ok(c.library === 'onednn' || c.library === 'openblas');
     assert.ok(c.onednnGflops > 0 && c.openblasGflops > 0, JSON.stringify(c));
-    const faster = c.openblasGflops > c.onednnGflops ? 'openblas' : 'onednn';
+    // OpenBLAS takes a problem only when 1.15x faster (kOpenBlasMargin in gemm_choice.cc)
+    const faster = c.openblasGflops > 1.15 * c.onednnGflops ? 'openblas' : 'onednn';
     assert.equal(c.library, faster);
     assertClose('auto, decided', out, want);
     await withGemm('mkl', () =>

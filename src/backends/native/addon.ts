@@ -33,7 +33,7 @@ export interface NativeInfo {
   blas: string;
 }
 
-/** Environment variable forcing the native matmul's GEMM library: onednn, openblas or auto (default: measure). */
+/** The native matmul's GEMM library: onednn (the default), openblas, or auto (measured per problem, gemm_choice.cc). */
 export const NATIVE_GEMM_ENV = 'SIGLIP2_NATIVE_GEMM';
 
 /** One measured matmul problem and the library that runs it. */
@@ -72,8 +72,8 @@ export interface NativeAddon {
     residual?: Float32Array | null,
   ): void;
   /**
-   * The GEMM library chosen for each matmul problem measured so far (gemm_choice.cc: the first call of a problem
-   * times oneDNN and OpenBLAS and keeps the faster; SIGLIP2_NATIVE_GEMM=onednn|openblas|auto overrides).
+   * The GEMM library chosen for each matmul problem measured so far under SIGLIP2_NATIVE_GEMM=auto (gemm_choice.cc:
+   * the first calls of a problem are timed on oneDNN and OpenBLAS).
    */
   gemmChoices(): GemmChoice[];
   /** Forgets the measured choices (the next call of each problem measures again). */
