@@ -19,7 +19,7 @@ import { type BackendName, useBackend } from '../src/backends/index.js';
 import { parseConfig } from '../src/model/config.js';
 import { SiglipModel } from '../src/model/siglip_model.js';
 import { disposeTowerOutputs } from '../src/model/tower_outputs.js';
-import { referenceSgemm } from './native_sgemm.js';
+import { printGemmChoices, referenceSgemm } from './native_sgemm.js';
 import { fillRandom } from './random_weights.js';
 import { encoderGflop, MODELS } from './workloads.js';
 
@@ -192,6 +192,7 @@ async function main(): Promise<void> {
     text.dispose();
   }
 
+  if (report.name === 'native' && profile) printGemmChoices();
   console.log('\nsummary');
   console.log(
     `| workload | median s | items/s | GFLOP/s |${sgemm === undefined ? '' : ' % of sgemm |'}`,

@@ -16,7 +16,9 @@
         "src/binary.cc",
         "src/reduce.cc",
         "src/adamw.cc",
-        "src/mmap.cc"
+        "src/mmap.cc",
+        "src/blas_matmul.cc",
+        "src/gemm_choice.cc"
       ],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-fopenmp", "-Wall", "-Wextra"],

@@ -144,6 +144,8 @@ napi_value init(napi_env env, napi_value exports) {
       {"isMapped", nullptr, IsMapped, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"releasePages", nullptr, ReleasePages, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"mappedStats", nullptr, MappedStats, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"gemmChoices", nullptr, GemmChoices, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"clearGemmChoices", nullptr, ClearGemmChoices, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   return exports;

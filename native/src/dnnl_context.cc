@@ -1,8 +1,11 @@
 #include "dnnl_context.h"
 
+#include <cstring>
 #include <mutex>
 #include <sstream>
 #include <unordered_map>
+
+#include "args.h"
 
 namespace siglip2 {
 
@@ -60,7 +63,8 @@ std::string key_of(const MatmulProblem& p, bool pack) {
   put(s, p.wei_strides);
   put(s, p.dst_dims);
   put(s, p.dst_strides);
-  s << p.bias << ';' << static_cast<int>(p.act) << ';' << p.alpha << ';' << p.scale << ';' << pack;
+  s << p.bias << ';' << static_cast<int>(p.act) << ';' << p.alpha << ';' << p.scale << ';' << p.residual << ';'
+    << pack;
   return s.str();
 }
 
@@ -97,11 +101,15 @@ Plan make_plan(const MatmulProblem& p, bool pack) {
   plan.dst_md = memory::desc(p.dst_dims, memory::data_type::f32, p.dst_strides);
   dnnl::primitive_attr attr;
   if (p.scale != 1.f) attr.set_output_scales(0, {p.scale});
-  if (p.act != Act::kLinear) {
+  if (p.act != Act::kLinear || p.residual) {
     dnnl::post_ops ops;
-    float a = 0, b = 0;
-    dnnl::algorithm alg = act_alg(p.act, p.alpha, &a, &b);
-    ops.append_eltwise(1.f, alg, a, b);
+    if (p.act != Act::kLinear) {
+      float a = 0, b = 0;
+      dnnl::algorithm alg = act_alg(p.act, p.alpha, &a, &b);
+      ops.append_eltwise(1.f, alg, a, b);
+    }
+    // dst holds a copy of the residual when the primitive runs: dst = matmul (+ bias) + dst
+    if (p.residual) ops.append_sum(1.f);
     attr.set_post_ops(ops);
   }
   if (p.bias) {
@@ -131,17 +139,31 @@ Plan& get_plan(const MatmulProblem& p, bool pack, std::string* key_out) {
 
 }  // namespace
 
-void run_matmul(const MatmulProblem& p, const float* src, const float* wei, const float* bias, float* dst,
-                uint64_t pack_key) {
+bool packable(const MatmulProblem& p, uint64_t pack_key) {
   bool wei_broadcast = true;
   for (size_t i = 0; i + 2 < p.wei_dims.size(); i++) wei_broadcast = wei_broadcast && p.wei_dims[i] == 1;
-  const bool pack = pack_key != 0 && wei_broadcast;
+  return pack_key != 0 && wei_broadcast;
+}
+
+std::string problem_key(const MatmulProblem& p, bool pack) { return key_of(p, pack); }
+
+bool run_onednn(const MatmulProblem& p, const float* src, const float* wei, const float* bias, float* dst,
+                uint64_t pack_key, const float* residual) {
+  const bool pack = packable(p, pack_key);
+  if (p.residual) {
+    if (residual == nullptr) throw JsError("matmul: residual missing");
+    int64_t total = 1;
+    for (auto d : p.dst_dims) total *= d;
+    if (dense_strides(p.dst_dims) != p.dst_strides) throw JsError("matmul: a residual needs a dense output");
+    std::memcpy(dst, residual, static_cast<size_t>(total) * sizeof(float));
+  }
   std::string key;
   Plan& plan = get_plan(p, pack, &key);
   auto& eng = cpu_engine();
   memory src_m(plan.src_md, eng, const_cast<float*>(src));
   memory dst_m(plan.dst_md, eng, dst);
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src_m}, {DNNL_ARG_DST, dst_m}};
+  bool reordered = false;
   if (pack) {
     auto& per_key = packed[pack_key];
     auto pit = per_key.find(key);
@@ -155,6 +177,7 @@ void run_matmul(const MatmulProblem& p, const float* src, const float* wei, cons
       entry.bytes = want.get_size();
       dnnl::reorder(plain, entry.mem).execute(cpu_stream(), plain, entry.mem);
       pit = per_key.emplace(key, entry).first;
+      reordered = true;
     }
     args.emplace(DNNL_ARG_WEIGHTS, pit->second.mem);
   } else {
@@ -163,6 +186,7 @@ void run_matmul(const MatmulProblem& p, const float* src, const float* wei, cons
   if (p.bias) args.emplace(DNNL_ARG_BIAS, memory(plan.bias_md, eng, const_cast<float*>(bias)));
   plan.prim.execute(cpu_stream(), args);
   cpu_stream().wait();
+  return reordered;
 }
 
 int release_packed(uint64_t key) {

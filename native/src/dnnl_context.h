@@ -16,7 +16,10 @@ dnnl::stream& cpu_stream();
 /** Activations fused into a matmul (the ones TF.js's _FusedMatMul knows, plus GELU-tanh). */
 enum class Act : int { kLinear = 0, kRelu = 1, kRelu6 = 2, kElu = 3, kSigmoid = 4, kLeakyRelu = 5, kGeluTanh = 6 };
 
-/** dst = scale * (src x wei) (+ bias over the last axis) then act; operands of rank 2-4 with explicit strides. */
+/**
+ * dst = act(scale * (src x wei) (+ bias over the last axis)) (+ residual); operands of rank 2-4 with explicit
+ * strides. A residual (a dense tensor of dst's shape, added last) needs act == kLinear.
+ */
 struct MatmulProblem {
   std::vector<int64_t> src_dims, src_strides;
   std::vector<int64_t> wei_dims, wei_strides;
@@ -25,14 +28,26 @@ struct MatmulProblem {
   Act act = Act::kLinear;
   float alpha = 0.f;
   float scale = 1.f;
+  bool residual = false;
 };
 
 /**
- * Runs the problem. pack_key != 0 asks to keep `wei` pre-packed under that key (only when its batch dims are all
- * 1): later calls with the same key reuse the packed copy without reading `wei`.
+ * Runs the problem on the GEMM library chosen for it (gemm_choice.cc: oneDNN or OpenBLAS, measured once per
+ * problem). pack_key != 0 asks oneDNN to keep `wei` pre-packed under that key (only when its batch dims are all 1):
+ * later calls with the same key reuse the packed copy without reading `wei`. `residual` is read when p.residual.
  */
 void run_matmul(const MatmulProblem& p, const float* src, const float* wei, const float* bias, float* dst,
-                uint64_t pack_key = 0);
+                uint64_t pack_key = 0, const float* residual = nullptr);
+
+/** run_matmul on oneDNN, always. Returns whether this call packed `wei` (a one-time reorder). */
+bool run_onednn(const MatmulProblem& p, const float* src, const float* wei, const float* bias, float* dst,
+                uint64_t pack_key = 0, const float* residual = nullptr);
+
+/** Whether pack_key would pack `wei` for this problem (batch dims of wei all 1). */
+bool packable(const MatmulProblem& p, uint64_t pack_key);
+
+/** The cache key of a problem (shapes, strides, fused ops, packing). */
+std::string problem_key(const MatmulProblem& p, bool pack);
 
 /** Frees the packed copies kept under `key`; returns how many there were. */
 int release_packed(uint64_t key);

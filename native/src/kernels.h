@@ -23,4 +23,6 @@ napi_value Transpose(napi_env env, napi_callback_info info);
 napi_value Binary(napi_env env, napi_callback_info info);
 napi_value ReduceSum(napi_env env, napi_callback_info info);
 napi_value AdamW(napi_env env, napi_callback_info info);
+napi_value GemmChoices(napi_env env, napi_callback_info info);
+napi_value ClearGemmChoices(napi_env env, napi_callback_info info);
 }  // namespace siglip2

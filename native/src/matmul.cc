@@ -1,5 +1,7 @@
 // MatMul, BatchMatMul and _FusedMatMul: [batchA, m, k] x [batchB, k, n] (either batch 1 broadcasts), optional
-// transposed operands (by strides, no copies), bias over the last axis, a fused activation, and pre-packed weights.
+// transposed operands (by strides, no copies), bias over the last axis, a fused activation, a fused residual add,
+// and pre-packed weights. Each distinct problem runs on oneDNN or OpenBLAS, whichever measured faster
+// (gemm_choice.cc).
 #include "args.h"
 #include "dnnl_context.h"
 #include "kernels.h"
@@ -10,9 +12,10 @@ namespace siglip2 {
 
 namespace {
 
-// matmul(a, b, out, batchA, batchB, m, k, n, transA, transB, bias | null, act, alpha, packKey)
+// matmul(a, b, out, batchA, batchB, m, k, n, transA, transB, bias | null, act, alpha, packKey, residual?)
+// residual: a dense [batch, m, n] added to the result last (only with the linear activation)
 napi_value matmul_body(napi_env env, napi_callback_info info) {
-  Args args(env, info, "MatMul", 14);
+  Args args(env, info, "MatMul", 15);
   const int64_t batch_a = args.int_at(3, "batchA", 1);
   const int64_t batch_b = args.int_at(4, "batchB", 1);
   const int64_t m = args.int_at(5, "m", 1);
@@ -36,8 +39,15 @@ napi_value matmul_body(napi_env env, napi_callback_info info) {
   float* b = args.f32_at(1, "b", batch_b * k * n);
   float* out = args.f32_at(2, "out", batch * m * n);
   float* bias = args.f32_opt(10, "bias", n);
+  float* residual = args.f32_opt(14, "residual", batch * m * n);
   if ((a <= out && out < a + batch_a * m * k) || (b <= out && out < b + batch_b * k * n)) {
     args.fail("out overlaps an input");
+  }
+  if (residual != nullptr && residual < out + batch * m * n && out < residual + batch * m * n) {
+    args.fail("out overlaps the residual");
+  }
+  if (residual != nullptr && act != static_cast<int64_t>(Act::kLinear)) {
+    args.fail("a residual is fused only with the linear activation");
   }
 
   MatmulProblem p;
@@ -58,7 +68,8 @@ napi_value matmul_body(napi_env env, napi_callback_info info) {
   p.bias = bias != nullptr;
   p.act = static_cast<Act>(act);
   p.alpha = static_cast<float>(alpha);
-  run_matmul(p, a, b, bias, out, static_cast<uint64_t>(pack_key));
+  p.residual = residual != nullptr;
+  run_matmul(p, a, b, bias, out, static_cast<uint64_t>(pack_key), residual);
   return undefined_value(env);
 }
 

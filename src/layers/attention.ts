@@ -47,14 +47,21 @@ export class SiglipAttention extends SiglipLayer {
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
-    return tf.tidy(() => {
-      const [x, keyMask] = splitInputs(inputs);
-      const q = this.qProj.call(x);
-      const k = this.kProj.call(x);
-      const v = this.vProj.call(x);
-      const attended = scaledDotProductAttention(q, k, v, this.numHeads, keyMask);
-      return this.outProj.call(attended);
-    });
+    return tf.tidy(() => this.outProj.call(this.attend(inputs)));
+  }
+
+  /** `residual + call(inputs)` (the encoder layer's first block; the add may be fused into out_proj). */
+  callWithResidual(inputs: tf.Tensor | tf.Tensor[], residual: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => this.outProj.callWithResidual(this.attend(inputs), residual));
+  }
+
+  /** The heads' attention before out_proj, `[B, N, D]`. */
+  private attend(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    const [x, keyMask] = splitInputs(inputs);
+    const q = this.qProj.call(x);
+    const k = this.kProj.call(x);
+    const v = this.vProj.call(x);
+    return scaledDotProductAttention(q, k, v, this.numHeads, keyMask);
   }
 
   override computeOutputShape(inputShape: Shape | Shape[]): Shape {

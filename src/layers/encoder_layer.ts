@@ -96,17 +96,17 @@ export class SiglipEncoderLayer extends SiglipLayer {
     });
   }
 
-  /** The first residual block, `x + self_attn(layer_norm1(x), mask)`. */
+  /** The first residual block, `x + self_attn(layer_norm1(x), mask)` (the add may be fused into out_proj). */
   attentionBlock(x: tf.Tensor, keyMask?: tf.Tensor): tf.Tensor {
     return tf.tidy(() => {
       const normed = this.layerNorm1.call(x);
-      return x.add(this.selfAttn.call(keyMask ? [normed, keyMask] : normed));
+      return this.selfAttn.callWithResidual(keyMask ? [normed, keyMask] : normed, x);
     });
   }
 
-  /** The second residual block, `h + mlp(layer_norm2(h))`. */
+  /** The second residual block, `h + mlp(layer_norm2(h))` (the add may be fused into fc2). */
   mlpBlock(h: tf.Tensor): tf.Tensor {
-    return tf.tidy(() => h.add(this.mlp.call(this.layerNorm2.call(h))));
+    return tf.tidy(() => this.mlp.callWithResidual(this.layerNorm2.call(h), h));
   }
 
   override computeOutputShape(inputShape: Shape | Shape[]): Shape {

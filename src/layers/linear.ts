@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { SiglipLayer, type Shape, type SiglipLayerArgs, checkLastDim, firstShape } from './base.js';
-import { linear } from './kernels/linear.js';
+import { type LowRankUpdate, linear, linearWithResidual } from './kernels/linear.js';
 
 /** A LoRA adapter on a Linear layer: `y += (x A) B * scale`. */
 export interface LinearAdapter {
@@ -51,19 +51,31 @@ export class Linear extends SiglipLayer {
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
     const x = Array.isArray(inputs) ? inputs[0] : inputs;
     checkLastDim(this.name, x.shape, this.kernel.shape[0] as number);
-    const lora = this.lora;
     return linear(
       x,
       this.kernel.read() as tf.Tensor2D,
       this.bias?.read() as tf.Tensor1D | undefined,
-      lora
-        ? {
-            a: lora.a.read() as tf.Tensor2D,
-            b: lora.b.read() as tf.Tensor2D,
-            scale: lora.scale,
-          }
-        : undefined,
+      this.lowRank(),
     );
+  }
+
+  /** `residual + call(x)` (fused into the matMul where the backend can; see `linearWithResidual`). */
+  callWithResidual(x: tf.Tensor, residual: tf.Tensor): tf.Tensor {
+    checkLastDim(this.name, x.shape, this.kernel.shape[0] as number);
+    return linearWithResidual(
+      x,
+      this.kernel.read() as tf.Tensor2D,
+      this.bias?.read() as tf.Tensor1D | undefined,
+      residual,
+      this.lowRank(),
+    );
+  }
+
+  private lowRank(): LowRankUpdate | undefined {
+    const lora = this.lora;
+    return lora
+      ? { a: lora.a.read() as tf.Tensor2D, b: lora.b.read() as tf.Tensor2D, scale: lora.scale }
+      : undefined;
   }
 
   override computeOutputShape(inputShape: Shape | Shape[]): Shape {

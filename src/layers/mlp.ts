@@ -41,9 +41,21 @@ export class SiglipMLP extends SiglipLayer {
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
     const x = Array.isArray(inputs) ? inputs[0] : inputs;
+    return this.run(x);
+  }
+
+  /** `residual + call(x)` (the encoder layer's second block; the add may be fused into fc2). */
+  callWithResidual(x: tf.Tensor, residual: tf.Tensor): tf.Tensor {
+    return this.run(x, residual);
+  }
+
+  private run(x: tf.Tensor, residual?: tf.Tensor): tf.Tensor {
     if (this.fc1.lora || this.fc2.lora) {
       // LoRA adapters live in Linear.call, so go through the sublayers.
-      return tf.tidy(() => this.fc2.call(activation(this.hiddenAct, this.fc1.call(x))));
+      return tf.tidy(() => {
+        const h = activation(this.hiddenAct, this.fc1.call(x));
+        return residual === undefined ? this.fc2.call(h) : this.fc2.callWithResidual(h, residual);
+      });
     }
     return mlp(
       x,
@@ -54,6 +66,7 @@ export class SiglipMLP extends SiglipLayer {
         fc2Bias: this.fc2.bias?.read() as tf.Tensor1D,
       },
       this.hiddenAct,
+      residual,
     );
   }
 

@@ -33,6 +33,19 @@ export interface NativeInfo {
   blas: string;
 }
 
+/** The native matmul's GEMM library: onednn (the default), openblas, or auto (measured per problem, gemm_choice.cc). */
+export const NATIVE_GEMM_ENV = 'SIGLIP2_NATIVE_GEMM';
+
+/** One measured matmul problem and the library that runs it. */
+export interface GemmChoice {
+  shape: string;
+  packed: boolean;
+  library: 'onednn' | 'openblas';
+  onednnGflops: number;
+  openblasGflops: number;
+  threads: number;
+}
+
 /** The addon's functions; every one validates its arguments and throws an Error naming the kernel and shapes. */
 export interface NativeAddon {
   info(): NativeInfo;
@@ -55,7 +68,16 @@ export interface NativeAddon {
     activation: number,
     alpha: number,
     packKey: number,
+    /** a dense `[batch, m, n]` added to the result last (linear activation only) */
+    residual?: Float32Array | null,
   ): void;
+  /**
+   * The GEMM library chosen for each matmul problem measured so far under SIGLIP2_NATIVE_GEMM=auto (gemm_choice.cc:
+   * the first calls of a problem are timed on oneDNN and OpenBLAS).
+   */
+  gemmChoices(): GemmChoice[];
+  /** Forgets the measured choices (the next call of each problem measures again). */
+  clearGemmChoices(): void;
   matmulImpl(m: number, k: number, n: number, transposeA: boolean, transposeB: boolean): string;
   layerNorm(
     x: Float32Array,

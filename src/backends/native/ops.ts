@@ -1,11 +1,14 @@
 /**
  * The model's LayerNorm, GELU-tanh and attention as single native ops with native gradients (row reductions and
- * GEMMs in C++), installed as the `native` backend's layer-kernel overrides (src/layers/kernels/overrides.ts).
+ * GEMMs in C++), and at inference linear layers with their GELU-tanh or residual add fused into the matMul,
+ * installed as the `native` backend's layer-kernel overrides (src/layers/kernels/overrides.ts).
  */
 import * as tf from '@tensorflow/tfjs';
+import { recordingGradients } from '../../internals/tfjs.js';
 import { MASKED_SCORE } from '../../layers/kernels/attention.js';
 import { opWithLazyGrads } from '../../layers/kernels/lazy_grad.js';
-import type { LayerKernelOverrides } from '../../layers/kernels/overrides.js';
+import type { FusedLinearOptions, LayerKernelOverrides } from '../../layers/kernels/overrides.js';
+import { ACTIVATIONS } from './addon.js';
 import type { NativeBackend } from './backend.js';
 import { NATIVE } from './kernels.js';
 
@@ -208,9 +211,62 @@ function attention(
   );
 }
 
+/**
+ * `act(x @ kernel + bias) (+ residual)` in one native matMul (GELU-tanh as oneDNN's post-op or after OpenBLAS's
+ * sgemm; the residual as oneDNN's sum post-op or OpenBLAS's beta = 1 on a copy of it). Inference only: while a
+ * gradient is recorded it declines, and the unfused ops run with their gradients.
+ */
+function fusedLinear(
+  x: tf.Tensor,
+  kernel: tf.Tensor2D,
+  bias: tf.Tensor1D | undefined,
+  options: FusedLinearOptions,
+): tf.Tensor | undefined {
+  const be = nativeBackend();
+  if (be === undefined || recordingGradients() || x.rank < 1 || kernel.rank !== 2) return undefined;
+  const { activation, residual } = options;
+  if (!usable(x, kernel) || (bias !== undefined && !usable(bias))) return undefined;
+  if (residual !== undefined && (!usable(residual) || activation !== undefined)) return undefined;
+  const [k, n] = kernel.shape;
+  if (x.shape[x.rank - 1] !== k || (bias !== undefined && bias.size !== n)) return undefined;
+  const shape = [...x.shape.slice(0, -1), n];
+  if (residual !== undefined && !tf.util.arraysEqual(residual.shape, shape)) return undefined;
+  const m = x.size / k;
+  return named('NativeFusedLinear', () =>
+    opWithLazyGrads(
+      bias === undefined ? { x, kernel } : { x, kernel, bias },
+      () => {
+        const out = new Float32Array(m * n);
+        be.addon.matmul(
+          be.f32(x, 'FusedLinear', 'x'),
+          be.f32(kernel, 'FusedLinear', 'kernel'),
+          out,
+          1,
+          1,
+          m,
+          k,
+          n,
+          false,
+          false,
+          bias === undefined ? null : be.f32(bias, 'FusedLinear', 'bias'),
+          activation === 'gelu_tanh' ? ACTIVATIONS.geluTanh : ACTIVATIONS.linear,
+          0,
+          be.packKeyFor(kernel, k * n, false),
+          residual === undefined ? null : be.f32(residual, 'FusedLinear', 'residual'),
+        );
+        return tf.tensor(out, shape, 'float32');
+      },
+      () => {
+        throw new Error('native FusedLinear is inference-only: it has no gradient');
+      },
+    ),
+  );
+}
+
 export const NATIVE_LAYER_OVERRIDES: LayerKernelOverrides = {
   layerNorm,
   geluTanh,
   attention,
+  fusedLinear,
   fastTransposedMatMul: true,
 };

@@ -129,3 +129,22 @@ export function linear(
     return y.reshape([...lead, kernel.shape[1]]);
   });
 }
+
+/**
+ * `residual + (x @ kernel + bias (+ low-rank update))`: a linear layer and the residual add after it. Where the
+ * backend fuses the add into the matMul (the native backend, at inference) it runs as one op; elsewhere, and under
+ * a gradient, it is `residual.add(linear(...))`.
+ */
+export function linearWithResidual(
+  x: tf.Tensor,
+  kernel: tf.Tensor2D,
+  bias: tf.Tensor1D | undefined,
+  residual: tf.Tensor,
+  lora?: LowRankUpdate,
+): tf.Tensor {
+  if (lora === undefined) {
+    const fused = layerKernelOverrides()?.fusedLinear?.(x, kernel, bias, { residual });
+    if (fused !== undefined) return fused;
+  }
+  return tf.tidy(() => residual.add(linear(x, kernel, bias, lora)));
+}

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { activation, type HiddenAct } from './activations.js';
-import { linear } from './linear.js';
+import { linear, linearWithResidual } from './linear.js';
+import { layerKernelOverrides } from './overrides.js';
 
 /** Weights of a two-layer MLP (`fc1`, `fc2`), kernels `[in, out]`. */
 export interface MlpWeights {
@@ -10,9 +11,26 @@ export interface MlpWeights {
   fc2Bias: tf.Tensor1D;
 }
 
-/** The SigLIP MLP: `fc2(act(fc1(x)))`. The one place its arithmetic lives. */
-export function mlp(x: tf.Tensor, w: MlpWeights, act: HiddenAct): tf.Tensor {
-  return tf.tidy(() =>
-    linear(activation(act, linear(x, w.fc1Kernel, w.fc1Bias)), w.fc2Kernel, w.fc2Bias),
-  );
+/** The activations computed by `geluTanh`. */
+const TANH_GELUS: ReadonlySet<HiddenAct> = new Set(['gelu_pytorch_tanh', 'gelu_new', 'gelu_fast']);
+
+/** `act(fc1(x))`, as one fused op where the backend has one for GELU-tanh (the native backend at inference). */
+function hidden(x: tf.Tensor, w: MlpWeights, act: HiddenAct): tf.Tensor {
+  const fused = TANH_GELUS.has(act)
+    ? layerKernelOverrides()?.fusedLinear?.(x, w.fc1Kernel, w.fc1Bias, { activation: 'gelu_tanh' })
+    : undefined;
+  return fused ?? activation(act, linear(x, w.fc1Kernel, w.fc1Bias));
+}
+
+/**
+ * The SigLIP MLP: `fc2(act(fc1(x)))`, or with `residual`, `residual + fc2(act(fc1(x)))` (the encoder layer's
+ * second block; the add may be fused into fc2). The one place its arithmetic lives.
+ */
+export function mlp(x: tf.Tensor, w: MlpWeights, act: HiddenAct, residual?: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => {
+    const h = hidden(x, w, act);
+    return residual === undefined
+      ? linear(h, w.fc2Kernel, w.fc2Bias)
+      : linearWithResidual(h, w.fc2Kernel, w.fc2Bias, residual);
+  });
 }

@@ -1,5 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
 
+/** What a fused linear layer applies after `x @ kernel + bias`. */
+export interface FusedLinearOptions {
+  activation?: 'gelu_tanh';
+  residual?: tf.Tensor;
+}
+
 /**
  * Replacements a backend can give for the layer arithmetic of this folder (the `native` backend registers
  * C++ versions). Each must compute what the JavaScript version computes, with its gradient; it may return
@@ -20,6 +26,17 @@ export interface LayerKernelOverrides {
     v: tf.Tensor,
     numHeads: number,
     keyMask?: tf.Tensor,
+  ): tf.Tensor | undefined;
+  /**
+   * `act(x @ kernel + bias) (+ residual)` over the last axis of `x` as one fused op, for inference: it must return
+   * undefined while gradients are being recorded (the unfused ops then run, with their gradients). `residual` has
+   * the output's shape and comes only with no activation.
+   */
+  fusedLinear?(
+    x: tf.Tensor,
+    kernel: tf.Tensor2D,
+    bias: tf.Tensor1D | undefined,
+    options: FusedLinearOptions,
   ): tf.Tensor | undefined;
   /** True when matMuls with transpose flags are as fast as plain ones (gradients then skip explicit transposes). */
   fastTransposedMatMul?: boolean;

@@ -1,0 +1,114 @@
+/**
+ * The native backend's inference fusions and per-problem GEMM choice against the path without them, in one
+ * process with the variants interleaved run by run (on a shared machine that cancels more noise than separate
+ * processes): oneDNN only and unfused, fused, GEMM choice, both. Random weights.
+ *
+ *   node dist/bench/native_fusion_ab.js [--model base|so400m] [--tower vision|text] [--batch 1] [--rounds 6]
+ */
+import * as tf from '@tensorflow/tfjs';
+import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { useBackend } from '../src/backends/index.js';
+import { NATIVE_GEMM_ENV } from '../src/backends/native/addon.js';
+import { NATIVE_LAYER_OVERRIDES } from '../src/backends/native/ops.js';
+import { setLayerKernelOverrides } from '../src/layers/kernels/overrides.js';
+import { parseConfig } from '../src/model/config.js';
+import { SiglipModel } from '../src/model/siglip_model.js';
+import { disposeTowerOutputs } from '../src/model/tower_outputs.js';
+import { fillRandom } from './random_weights.js';
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
+}
+
+const DIRS: Record<string, string> = {
+  base: 'siglip2-base-patch16-224',
+  so400m: 'siglip2-so400m-patch16-256',
+};
+
+const VARIANTS: Record<string, { gemm: string; fused: boolean }> = {
+  'oneDNN only, unfused': { gemm: 'onednn', fused: false },
+  'oneDNN only, fused': { gemm: 'onednn', fused: true },
+  'GEMM choice, unfused': { gemm: 'auto', fused: false },
+  'GEMM choice, fused': { gemm: 'auto', fused: true },
+};
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function main(): Promise<void> {
+  const model = arg('model', 'base');
+  const tower = arg('tower', 'vision') as 'vision' | 'text';
+  const batch = Number(arg('batch', '1'));
+  const rounds = Number(arg('rounds', '6'));
+  const dir = DIRS[model];
+  if (dir === undefined) throw new Error(`--model ${model}: expected base or so400m`);
+  if (tower !== 'vision' && tower !== 'text')
+    throw new Error(`--tower ${tower}: expected vision or text`);
+  const report = await useBackend('native');
+  const fixtures =
+    process.env.SIGLIP2_FIXTURES ?? new URL('../../../shared/fixtures', import.meta.url).pathname;
+  const config = parseConfig(
+    JSON.parse(readFileSync(`${fixtures}/full_size_configs/${dir}/config.json`, 'utf8')),
+  );
+  const m = SiglipModel.build(config, { weightInit: 'zeros', towers: tower });
+  const vc = config.visionConfig;
+  const size = vc !== undefined && vc.modelType === 'siglip_vision_model' ? vc.imageSize : 256;
+  const input =
+    tower === 'vision'
+      ? tf.randomUniform([batch, 3, size, size], -1, 1)
+      : tf.tensor2d(
+          Int32Array.from({ length: batch * 64 }, (_, i) => (i * 7919) % 1000),
+          [batch, 64],
+          'int32',
+        );
+  const towerModel = tower === 'vision' ? m.vision : m.text;
+  if (towerModel === undefined) throw new Error(`${model} has no ${tower} tower`);
+  fillRandom(towerModel.model);
+  const run = async () => {
+    const o =
+      tower === 'vision' ? m.vision!.predict({ pixelValues: input }) : m.text!.predict(input);
+    await o.poolerOutput!.data();
+    disposeTowerOutputs(o);
+  };
+  const use = (v: { gemm: string; fused: boolean }) => {
+    process.env[NATIVE_GEMM_ENV] = v.gemm;
+    setLayerKernelOverrides(
+      'native',
+      v.fused ? NATIVE_LAYER_OVERRIDES : { ...NATIVE_LAYER_OVERRIDES, fusedLinear: undefined },
+    );
+  };
+  // Warm-up: weights packed, every problem's GEMM choice made.
+  for (let w = 0; w < 3; w++) {
+    for (const v of Object.values(VARIANTS)) {
+      use(v);
+      await run();
+    }
+  }
+  const times: Record<string, number[]> = {};
+  for (let r = 0; r < rounds; r++) {
+    for (const [name, v] of Object.entries(VARIANTS)) {
+      use(v);
+      const t0 = performance.now();
+      await run();
+      (times[name] ??= []).push((performance.now() - t0) / 1000);
+    }
+  }
+  use(VARIANTS['GEMM choice, fused']);
+  const ref = median(times['oneDNN only, unfused']);
+  console.log(
+    `${dir} ${tower} tower, batch ${batch}, ${rounds} interleaved rounds; ${report.reason}`,
+  );
+  console.log(`load average at end: ${loadavg()[0].toFixed(1)}`);
+  console.log('| variant | median s | min s | speed-up over oneDNN only, unfused |');
+  console.log('|---|---|---|---|');
+  for (const [name, t] of Object.entries(times)) {
+    console.log(
+      `| ${name} | ${median(t).toFixed(3)} | ${Math.min(...t).toFixed(3)} | ${(ref / median(t)).toFixed(2)}x |`,
+    );
+  }
+  input.dispose();
+  m.dispose();
+}
+
+await main();

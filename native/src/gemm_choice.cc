@@ -1,0 +1,192 @@
+// Which GEMM library runs each matmul problem: oneDNN by default, OpenBLAS cblas_sgemm when SIGLIP2_NATIVE_GEMM
+// is openblas, and under SIGLIP2_NATIVE_GEMM=auto whichever measures faster per problem. oneDNN 2.6.3 on AVX2
+// (gemm:jit) and OpenBLAS 0.3.21 are each faster on some of the model's shapes in isolation (README, native
+// section). Under auto each distinct problem (shapes, strides, transposes, batch, fused ops, packing, threads) is
+// measured on the calls that need it anyway: kWarmCalls calls warm both libraries up (oneDNN creates its
+// primitive and packs the weights, OpenBLAS wakes its threads), the next 2 * kTimedCalls alternate and are timed,
+// and from then on OpenBLAS runs it if its best time is kOpenBlasMargin times shorter than oneDNN's. No call is
+// repeated for the measurement; a model's layers share their shapes, so the choice is made within the first
+// forward passes. Problems OpenBLAS cannot express (rank 4: the attention's heads; strided dst) and small ones
+// (under kMinTunedFlops, where timing is noise) always run on oneDNN.
+#include <omp.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "args.h"
+#include "blas_matmul.h"
+#include "dnnl_context.h"
+#include "kernels.h"
+
+namespace siglip2 {
+
+namespace {
+
+enum class Lib { kOneDnn = 0, kOpenBlas = 1 };
+
+constexpr double kMinTunedFlops = 4e6;
+constexpr int kWarmCalls = 2;
+constexpr int kTimedCalls = 3;  // per library
+constexpr size_t kMaxChoices = 4096;
+// OpenBLAS must be this much faster in the timed calls to take a problem: a per-call time misses what OpenBLAS's own
+// threads cost the ops after it, and in whole-model runs (bench/native_fusion_ab.ts) choosing it on near-equal
+// timings made so400m slower (0.88-0.91x), while the base shapes where it is far ahead gained.
+constexpr double kOpenBlasMargin = 1.15;
+
+struct Choice {
+  int calls = 0;
+  bool decided = false;
+  Lib lib = Lib::kOneDnn;
+  double best_s[2] = {1e30, 1e30};
+  double flops = 0;
+  std::string shape;
+  bool packed = false;
+  int threads = 0;
+};
+
+std::unordered_map<std::string, Choice>& choices = *new std::unordered_map<std::string, Choice>();
+
+const char* lib_name(Lib l) { return l == Lib::kOpenBlas ? "openblas" : "onednn"; }
+
+/** The library SIGLIP2_NATIVE_GEMM forces (oneDNN when unset), or -1 for auto. */
+int forced_lib() {
+  const char* v = std::getenv("SIGLIP2_NATIVE_GEMM");
+  // Unset: oneDNN. In whole-model runs on the development machine (bench/native_fusion_ab.ts) the measured choice
+  // did not beat oneDNN alone (0.88-1.15x across workloads and runs), so measuring is opt-in.
+  if (v == nullptr || *v == '\0') return static_cast<int>(Lib::kOneDnn);
+  if (std::strcmp(v, "auto") == 0) return -1;
+  if (std::strcmp(v, "onednn") == 0) return static_cast<int>(Lib::kOneDnn);
+  if (std::strcmp(v, "openblas") == 0) return static_cast<int>(Lib::kOpenBlas);
+  throw JsError(std::string("SIGLIP2_NATIVE_GEMM must be onednn, openblas or auto, got '") + v + "'");
+}
+
+double flops_of(const MatmulProblem& p) {
+  double f = 2.0 * static_cast<double>(p.src_dims.back());
+  for (auto d : p.dst_dims) f *= static_cast<double>(d);
+  return f;
+}
+
+std::string shape_of(const MatmulProblem& p) {
+  const size_t r = p.dst_dims.size();
+  auto trans = [&](const std::vector<int64_t>& s) { return s[r - 1] != 1 && s[r - 2] == 1; };
+  std::string s = dims_str(p.src_dims) + (trans(p.src_strides) ? "^T" : "") + " x " + dims_str(p.wei_dims) +
+                  (trans(p.wei_strides) ? "^T" : "");
+  if (p.bias) s += " +bias";
+  if (p.act == Act::kGeluTanh) s += " gelu_tanh";
+  else if (p.act != Act::kLinear) s += " act" + std::to_string(static_cast<int>(p.act));
+  if (p.residual) s += " +residual";
+  return s;
+}
+
+/** Runs the problem on `lib`; returns false when the time of this call is no measure of the library's speed. */
+bool run_lib(Lib lib, const MatmulProblem& p, const float* src, const float* wei, const float* bias, float* dst,
+             uint64_t pack_key, const float* residual) {
+  if (lib == Lib::kOpenBlas) {
+    run_blas(p, src, wei, bias, dst, residual);
+    return true;
+  }
+  return !run_onednn(p, src, wei, bias, dst, pack_key, residual);  // packing a weight: not a typical call
+}
+
+}  // namespace
+
+void run_matmul(const MatmulProblem& p, const float* src, const float* wei, const float* bias, float* dst,
+                uint64_t pack_key, const float* residual) {
+  if (!blas_supports(p)) {
+    run_onednn(p, src, wei, bias, dst, pack_key, residual);
+    return;
+  }
+  const int forced = forced_lib();
+  if (forced >= 0) {
+    run_lib(static_cast<Lib>(forced), p, src, wei, bias, dst, pack_key, residual);
+    return;
+  }
+  const double flops = flops_of(p);
+  if (flops < kMinTunedFlops) {
+    run_onednn(p, src, wei, bias, dst, pack_key, residual);
+    return;
+  }
+  const bool pack = packable(p, pack_key);
+  const int threads = omp_get_max_threads();
+  const std::string key = problem_key(p, pack) + "|" + std::to_string(threads);
+  auto it = choices.find(key);
+  if (it == choices.end()) {
+    if (choices.size() >= kMaxChoices) choices.clear();
+    Choice c;
+    c.flops = flops;
+    c.shape = shape_of(p);
+    c.packed = pack;
+    c.threads = threads;
+    it = choices.emplace(key, c).first;
+  }
+  Choice& c = it->second;
+  if (c.decided) {
+    run_lib(c.lib, p, src, wei, bias, dst, pack_key, residual);
+    return;
+  }
+  const Lib lib = c.calls % 2 == 0 ? Lib::kOneDnn : Lib::kOpenBlas;
+  const auto t0 = std::chrono::steady_clock::now();
+  const bool typical = run_lib(lib, p, src, wei, bias, dst, pack_key, residual);
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (!typical) return;  // not counted: the next call of the problem runs oneDNN again
+  if (c.calls >= kWarmCalls) c.best_s[static_cast<int>(lib)] = std::min(c.best_s[static_cast<int>(lib)], s);
+  if (++c.calls == kWarmCalls + 2 * kTimedCalls) {
+    c.decided = true;
+    c.lib = c.best_s[1] * kOpenBlasMargin < c.best_s[0] ? Lib::kOpenBlas : Lib::kOneDnn;
+  }
+}
+
+namespace {
+
+napi_value str(napi_env env, const std::string& s) {
+  napi_value v;
+  napi_create_string_utf8(env, s.c_str(), s.size(), &v);
+  return v;
+}
+
+napi_value num(napi_env env, double d) {
+  napi_value v;
+  napi_create_double(env, d, &v);
+  return v;
+}
+
+// gemmChoices() -> [{ shape, packed, library, onednnGflops, openblasGflops, threads }] for every decided problem
+napi_value choices_body(napi_env env, napi_callback_info) {
+  napi_value arr;
+  napi_create_array(env, &arr);
+  uint32_t i = 0;
+  for (auto& entry : choices) {
+    const Choice& c = entry.second;
+    if (!c.decided) continue;
+    napi_value o;
+    napi_create_object(env, &o);
+    napi_set_named_property(env, o, "shape", str(env, c.shape));
+    napi_value packed;
+    napi_get_boolean(env, c.packed, &packed);
+    napi_set_named_property(env, o, "packed", packed);
+    napi_set_named_property(env, o, "library", str(env, lib_name(c.lib)));
+    napi_set_named_property(env, o, "onednnGflops", num(env, c.flops / c.best_s[0] / 1e9));
+    napi_set_named_property(env, o, "openblasGflops", num(env, c.flops / c.best_s[1] / 1e9));
+    napi_set_named_property(env, o, "threads", num(env, c.threads));
+    napi_set_element(env, arr, i++, o);
+  }
+  return arr;
+}
+
+napi_value clear_body(napi_env env, napi_callback_info) {
+  choices.clear();
+  return undefined_value(env);
+}
+
+}  // namespace
+
+napi_value GemmChoices(napi_env env, napi_callback_info info) { return guard(env, "gemmChoices", choices_body, info); }
+napi_value ClearGemmChoices(napi_env env, napi_callback_info info) {
+  return guard(env, "clearGemmChoices", clear_body, info);
+}
+
+}  // namespace siglip2

@@ -1,0 +1,335 @@
+import * as tf from '@tensorflow/tfjs';
+import { strict as assert } from 'node:assert';
+import { ACTIVATIONS, NATIVE_GEMM_ENV } from '../../src/backends/native/addon.js';
+import type { NativeAddon } from '../../src/backends/native/index.js';
+import { NATIVE_LAYER_OVERRIDES } from '../../src/backends/native/ops.js';
+import { linear, linearWithResidual } from '../../src/layers/kernels/linear.js';
+import { mlp } from '../../src/layers/kernels/mlp.js';
+import {
+  type FusedLinearOptions,
+  setLayerKernelOverrides,
+} from '../../src/layers/kernels/overrides.js';
+import { assertNativeMatchesCpu, maxDiff, random, requireNative } from './helpers.js';
+
+const LIBS = ['onednn', 'openblas'] as const;
+
+/** Runs f with SIGLIP2_NATIVE_GEMM set to `lib` (restored after). */
+async function withGemm<T>(lib: string | undefined, f: () => Promise<T> | T): Promise<T> {
+  const before = process.env[NATIVE_GEMM_ENV];
+  if (lib === undefined) delete process.env[NATIVE_GEMM_ENV];
+  else process.env[NATIVE_GEMM_ENV] = lib;
+  try {
+    return await f();
+  } finally {
+    if (before === undefined) delete process.env[NATIVE_GEMM_ENV];
+    else process.env[NATIVE_GEMM_ENV] = before;
+  }
+}
+
+const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
+const gelu = (x: number) => 0.5 * x * (1 + Math.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x ** 3)));
+
+/** act(op(A) op(B) + bias) + residual in float64, per batch entry (batch-1 operands broadcast). */
+function reference(
+  a: Float32Array,
+  b: Float32Array,
+  dims: { batchA: number; batchB: number; m: number; k: number; n: number },
+  ta: boolean,
+  tb: boolean,
+  bias: Float32Array | null,
+  act: (x: number) => number,
+  residual: Float32Array | null,
+): Float32Array {
+  const { batchA, batchB, m, k, n } = dims;
+  const batch = Math.max(batchA, batchB);
+  const out = new Float32Array(batch * m * n);
+  for (let bi = 0; bi < batch; bi++) {
+    const ao = batchA === 1 ? 0 : bi * m * k;
+    const bo = batchB === 1 ? 0 : bi * k * n;
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) {
+        let s = 0;
+        for (let p = 0; p < k; p++) {
+          s += a[ao + (ta ? p * m + i : i * k + p)] * b[bo + (tb ? j * k + p : p * n + j)];
+        }
+        const o = bi * m * n + i * n + j;
+        out[o] = act(s + (bias ? bias[j] : 0)) + (residual ? residual[o] : 0);
+      }
+    }
+  }
+  return out;
+}
+
+function assertClose(label: string, got: Float32Array, want: Float32Array, rtol = 1e-5): void {
+  const { diff, scale } = maxDiff(got, want);
+  assert.ok(diff <= rtol * scale + 1e-6, `${label}: max abs diff ${diff} over max |want| ${scale}`);
+}
+
+describe('native matmul: oneDNN and OpenBLAS paths, the per-problem choice, fused GELU and residual', function () {
+  let addon: NativeAddon;
+  const rand = random(23);
+
+  before(function () {
+    addon = requireNative(this);
+  });
+  after(async () => {
+    setLayerKernelOverrides('native', NATIVE_LAYER_OVERRIDES);
+    await tf.setBackend('cpu');
+  });
+
+  for (const lib of LIBS) {
+    it(`${lib}: odd sizes (1, 3, 17, 1000+), transposes, batches, bias, GELU-tanh and residual against float64`, async () => {
+      await withGemm(lib, () => {
+        const cases = [
+          { batchA: 1, batchB: 1, m: 1, k: 1, n: 1 },
+          { batchA: 1, batchB: 1, m: 3, k: 17, n: 1 },
+          { batchA: 1, batchB: 1, m: 17, k: 3, n: 1003 },
+          { batchA: 1, batchB: 1, m: 1001, k: 17, n: 3 },
+          { batchA: 1, batchB: 1, m: 37, k: 1031, n: 19 },
+          { batchA: 3, batchB: 3, m: 17, k: 5, n: 9 },
+          { batchA: 4, batchB: 1, m: 7, k: 13, n: 3 },
+          { batchA: 1, batchB: 2, m: 5, k: 3, n: 17 },
+        ];
+        for (const d of cases) {
+          const { batchA, batchB, m, k, n } = d;
+          const batch = Math.max(batchA, batchB);
+          const a = rand(batchA * m * k);
+          const b = rand(batchB * k * n);
+          const bias = rand(n);
+          const residual = rand(batch * m * n);
+          for (const ta of [false, true]) {
+            for (const tb of [false, true]) {
+              const variants = [
+                { bias: null, act: ACTIVATIONS.linear, f: (x: number) => x, res: null },
+                { bias, act: ACTIVATIONS.linear, f: (x: number) => x, res: null },
+                { bias, act: ACTIVATIONS.geluTanh, f: gelu, res: null },
+                { bias, act: ACTIVATIONS.relu, f: (x: number) => Math.max(x, 0), res: null },
+                { bias, act: ACTIVATIONS.linear, f: (x: number) => x, res: residual },
+                { bias: null, act: ACTIVATIONS.linear, f: (x: number) => x, res: residual },
+              ];
+              for (const v of variants) {
+                const out = new Float32Array(batch * m * n);
+                addon.matmul(
+                  a,
+                  b,
+                  out,
+                  batchA,
+                  batchB,
+                  m,
+                  k,
+                  n,
+                  ta,
+                  tb,
+                  v.bias,
+                  v.act,
+                  0,
+                  0,
+                  v.res,
+                );
+                const want = reference(a, b, d, ta, tb, v.bias, v.f, v.res);
+                assertClose(
+                  `${lib} ${JSON.stringify(d)} ta=${ta} tb=${tb} act=${v.act} bias=${v.bias !== null} ` +
+                    `residual=${v.res !== null}`,
+                  out,
+                  want,
+                );
+              }
+            }
+          }
+        }
+      });
+    });
+
+    it(`${lib}: TF.js MatMul, BatchMatMul and _FusedMatMul equal the cpu backend`, async () => {
+      await withGemm(lib, async () => {
+        for (const [m, k, n] of [
+          [1, 768, 17],
+          [197, 64, 1003],
+          [3, 1031, 5],
+        ]) {
+          const a = rand(m * k);
+          const b = rand(k * n);
+          const bias = rand(n);
+          await assertNativeMatchesCpu(`${lib} [${m},${k}]x[${k},${n}]`, () => [
+            tf.matMul(tf.tensor(a, [m, k]), tf.tensor(b, [n, k]), false, true),
+            tf.matMul(tf.tensor(a, [k, m]), tf.tensor(b, [k, n]), true, false),
+            tf.fused.matMul({
+              a: tf.tensor(a, [m, k]),
+              b: tf.tensor(b, [k, n]),
+              bias: tf.tensor(bias),
+              activation: 'elu',
+            }),
+            tf.matMul(tf.tensor(a, [1, m, k]).tile([2, 1, 1]), tf.tensor(b, [k, n])),
+          ]);
+        }
+      });
+    });
+  }
+
+  it('the two libraries are really used: forced runs differ in rounding, both within tolerance', async () => {
+    const [m, k, n] = [64, 1031, 96];
+    const a = rand(m * k);
+    const b = rand(k * n);
+    const outs: Float32Array[] = [];
+    for (const lib of LIBS) {
+      const out = new Float32Array(m * n);
+      await withGemm(lib, () =>
+        addon.matmul(a, b, out, 1, 1, m, k, n, false, false, null, 0, 0, 0),
+      );
+      outs.push(out);
+    }
+    const want = reference(
+      a,
+      b,
+      { batchA: 1, batchB: 1, m, k, n },
+      false,
+      false,
+      null,
+      (x) => x,
+      null,
+    );
+    outs.forEach((o, i) => assertClose(LIBS[i], o, want));
+    assert.ok(
+      outs[0].some((x, i) => x !== outs[1][i]),
+      'oneDNN and OpenBLAS gave bit-identical results: the override did not switch libraries',
+    );
+  });
+
+  it('auto times the first calls of a problem on both libraries, then keeps the faster; a bad override is a clear error', async () => {
+    addon.clearGemmChoices();
+    const [m, k, n] = [196, 768, 384];
+    const a = rand(m * k);
+    const b = rand(k * n);
+    const bias = rand(n);
+    const want = reference(a, b, { batchA: 1, batchB: 1, m, k, n }, false, false, bias, gelu, null);
+    const out = new Float32Array(m * n);
+    // 2 warm-up calls, then 3 timed calls on each library (gemm_choice.cc), every one a correct product
+    await withGemm('auto', () => {
+      for (let i = 0; i < 8; i++) {
+        assert.equal(addon.gemmChoices().length, 0, `decided after ${i} calls`);
+        out.fill(Number.NaN);
+        addon.matmul(a, b, out, 1, 1, m, k, n, false, false, bias, ACTIVATIONS.geluTanh, 0, 0);
+        assertClose(`auto call ${i}`, out, want);
+      }
+      out.fill(Number.NaN);
+      addon.matmul(a, b, out, 1, 1, m, k, n, false, false, bias, ACTIVATIONS.geluTanh, 0, 0);
+    });
+    const choices = addon.gemmChoices();
+    assert.equal(choices.length, 1, JSON.stringify(choices));
+    const [c] = choices;
+    assert.equal(c.shape, '[196,768] x [768,384] +bias gelu_tanh');
+    assert.ok(c.library === 'onednn' || c.library === 'openblas');
+    assert.ok(c.onednnGflops > 0 && c.openblasGflops > 0, JSON.stringify(c));
+    // OpenBLAS takes a problem only when 1.15x faster (kOpenBlasMargin in gemm_choice.cc)
+    const faster = c.openblasGflops > 1.15 * c.onednnGflops ? 'openblas' : 'onednn';
+    assert.equal(c.library, faster);
+    assertClose('auto, decided', out, want);
+    await withGemm('mkl', () =>
+      assert.throws(
+        () => addon.matmul(a, b, out, 1, 1, m, k, n, false, false, null, 0, 0, 0),
+        /SIGLIP2_NATIVE_GEMM must be onednn, openblas or auto, got 'mkl'/,
+      ),
+    );
+    assert.throws(
+      () =>
+        addon.matmul(
+          a,
+          b,
+          out,
+          1,
+          1,
+          m,
+          k,
+          n,
+          false,
+          false,
+          null,
+          ACTIVATIONS.relu,
+          0,
+          0,
+          out.slice(),
+        ),
+      /native MatMul: a residual is fused only with the linear activation/,
+    );
+    assert.throws(
+      () =>
+        addon.matmul(a, b, out, 1, 1, m, k, n, false, false, null, 0, 0, 0, new Float32Array(5)),
+      /native MatMul: residual/,
+    );
+    assert.throws(
+      () => addon.matmul(a, b, out, 1, 1, m, k, n, false, false, null, 0, 0, 0, out),
+      /native MatMul: out overlaps the residual/,
+    );
+  });
+
+  for (const lib of [...LIBS, 'auto']) {
+    it(`${lib}: fused fc1 + GELU-tanh and fused residual adds equal the unfused layer path; gradients decline`, async () => {
+      let fusedCalls = 0;
+      let declined = 0;
+      setLayerKernelOverrides('native', {
+        ...NATIVE_LAYER_OVERRIDES,
+        fusedLinear(
+          x: tf.Tensor,
+          k: tf.Tensor2D,
+          b: tf.Tensor1D | undefined,
+          o: FusedLinearOptions,
+        ) {
+          const y = NATIVE_LAYER_OVERRIDES.fusedLinear?.(x, k, b, o);
+          if (y === undefined) declined++;
+          else fusedCalls++;
+          return y;
+        },
+      });
+      const [batch, tokens, d, inter] = [2, 197, 64, 3 * 97];
+      const x = rand(batch * tokens * d);
+      const res = rand(batch * tokens * d);
+      const w = [rand(d * inter), rand(inter), rand(inter * d), rand(d), rand(d * d), rand(d)];
+      const dy = rand(batch * tokens * d);
+      const run = () => {
+        const xt = tf.tensor(x, [batch, tokens, d]);
+        const rt = tf.tensor(res, [batch, tokens, d]);
+        const weights = {
+          fc1Kernel: tf.tensor2d(w[0], [d, inter]),
+          fc1Bias: tf.tensor1d(w[1]),
+          fc2Kernel: tf.tensor2d(w[2], [inter, d]),
+          fc2Bias: tf.tensor1d(w[3]),
+        };
+        const outK = tf.tensor2d(w[4], [d, d]);
+        const outB = tf.tensor1d(w[5]);
+        const f = (u: tf.Tensor) => mlp(u, weights, 'gelu_pytorch_tanh', rt);
+        return [
+          f(xt),
+          mlp(xt, weights, 'gelu_new'),
+          linearWithResidual(xt, outK, outB, rt),
+          linearWithResidual(xt, outK, undefined, rt),
+          // exact GELU: fc1 unfused, the residual still fused
+          mlp(xt, weights, 'gelu', rt),
+          tf.grad(f)(xt, tf.tensor(dy, [batch, tokens, d])),
+        ];
+      };
+      await withGemm(lib, async () => {
+        // against the cpu backend (the plain TF.js ops of src/layers/kernels)
+        await assertNativeMatchesCpu(`${lib} fused layer path`, run, 1e-4);
+        assert.equal(fusedCalls, 6, 'fused calls at inference');
+        assert.ok(declined >= 1, 'the fused op must decline under a gradient');
+        // against the unfused path on the same backend
+        await tf.setBackend('native');
+        const fused = tf.tidy(() => run().map((t) => Float32Array.from(t.dataSync())));
+        setLayerKernelOverrides('native', { ...NATIVE_LAYER_OVERRIDES, fusedLinear: undefined });
+        const plain = tf.tidy(() => run().map((t) => Float32Array.from(t.dataSync())));
+        fused.forEach((v, i) => assertClose(`${lib} output ${i} fused vs unfused`, v, plain[i]));
+        // the gradient ran unfused both times: identical where the library is fixed (auto may still be timing both)
+        if (lib !== 'auto') assert.deepEqual(fused[5], plain[5]);
+        // nothing leaks
+        const before = tf.memory().numTensors;
+        setLayerKernelOverrides('native', NATIVE_LAYER_OVERRIDES);
+        tf.dispose(tf.tidy(() => linear(tf.ones([3, d]), tf.ones([d, d]) as tf.Tensor2D)));
+        tf.tidy(() => {
+          const r = tf.ones([3, d]);
+          return linearWithResidual(r, tf.ones([d, d]) as tf.Tensor2D, undefined, r);
+        }).dispose();
+        assert.equal(tf.memory().numTensors, before);
+      });
+    });
+  }
+});
