@@ -110,6 +110,15 @@ export function nestedGradients(
   }
 }
 
+/** Runs a registered kernel by name on the active backend (for kernels with no tf.* op, e.g. a backend's fused ones). */
+export function runKernel(
+  name: string,
+  inputs: tf.NamedTensorMap,
+  attrs: tf.NamedAttrMap,
+): tf.Tensor | tf.Tensor[] {
+  return tf.engine().runKernel(name, inputs, attrs) as tf.Tensor | tf.Tensor[];
+}
+
 /**
  * Runs `forward` (tape off) as one recorded op whose gradient per input is `backward(...)[input]()`, called only
  * for inputs on the path to what is differentiated. What `forward` passes to `save` reaches `backward`. This is

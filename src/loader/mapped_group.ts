@@ -39,21 +39,33 @@ function rangesOf(
   return out;
 }
 
-/** Checks every shard (size; SHA-256 on a verified source), in parallel up to `concurrency`. */
+/**
+ * Checks every shard (size; SHA-256 on a verified source), in parallel up to `concurrency`. When shards fail, the
+ * error is the one of the first failing shard in manifest order, whichever worker finished first (no shard after
+ * a failed one is started).
+ */
 async function checkShards(
   files: MappableFiles,
   paths: readonly string[],
   concurrency: number,
 ): Promise<number[]> {
   const sizes = new Array<number>(paths.length);
+  const errors = new Map<number, unknown>();
+  let firstFailed = paths.length;
   let next = 0;
   const worker = async () => {
-    while (next < paths.length) {
+    while (next < firstFailed) {
       const i = next++;
-      sizes[i] = await files.check(paths[i]);
+      try {
+        sizes[i] = await files.check(paths[i]);
+      } catch (e) {
+        errors.set(i, e);
+        firstFailed = Math.min(firstFailed, i);
+      }
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, paths.length) }, worker));
+  if (errors.size > 0) throw errors.get(Math.min(...errors.keys()));
   return sizes;
 }
 

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { ADAMW_KERNEL, type AdamWKernelAttrs } from './adamw_kernel.js';
 import { type Param, paramKey } from './params.js';
+import { runKernel } from '../internals/tfjs.js';
 
 /** A learning rate as a function of the optimizer step (0-based: the rate used by the first update is `lr(0)`). */
 export type LrSchedule = (step: number) => number;
@@ -136,12 +137,10 @@ export class AdamW {
           decay,
         };
         tf.tidy(() => {
-          const [pNew, mNew, vNew] = tf.engine().runKernel(
+          const [pNew, mNew, vNew] = runKernel(
             ADAMW_KERNEL,
             { param: variable, grad: g, m: mm, v: vv },
-            {
-              ...attrs,
-            },
+            { ...attrs },
           ) as tf.Tensor[];
           mm.assign(mNew);
           vv.assign(vNew);
