@@ -10,13 +10,12 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseConfig } from '../src/model/config.js';
 import { loadNativeAddon } from '../src/backends/native/addon.js';
-import { encoderGflop, MODELS } from './workloads.js';
+import { eachTowerInItsOwnProcess, encoderGflop, fullSizeConfig } from './workloads.js';
 import { referenceSgemm } from './native_sgemm.js';
 import { writeTextTower, writeVisionTower } from './peer/siglip_onnx.js';
 
@@ -50,8 +49,6 @@ const tower = arg('tower', 'both');
 const runs = Number(arg('runs', '3'));
 const batches = arg('batches', '1,4').split(',').map(Number);
 const threads = Number(arg('threads', String(cpus().length)));
-const fixtures =
-  process.env.SIGLIP2_FIXTURES ?? new URL('../../../shared/fixtures', import.meta.url).pathname;
 
 const peakRssGiB = () => (process.resourceUsage().maxRSS * 1024) / 2 ** 30;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -92,22 +89,10 @@ function loadOrt(): Ort {
 
 async function main(): Promise<void> {
   if (tower === 'both') {
-    for (const t of ['vision', 'text']) {
-      const r = spawnSync(
-        process.execPath,
-        [fileURLToPath(import.meta.url), ...process.argv.slice(2), '--tower', t],
-        { stdio: 'inherit' },
-      );
-      if (r.status !== 0)
-        throw new Error(`the ${t} tower peer benchmark failed (exit ${r.status})`);
-    }
+    eachTowerInItsOwnProcess(import.meta.url, 'peer benchmark');
     return;
   }
-  const dir = MODELS[modelName];
-  if (!dir) throw new Error(`--model ${modelName}: expected ${Object.keys(MODELS).join(', ')}`);
-  const config = parseConfig(
-    JSON.parse(readFileSync(`${fixtures}/full_size_configs/${dir}/config.json`, 'utf8')),
-  );
+  const { dir, config } = fullSizeConfig(modelName);
   const vc = config.visionConfig!;
   const tc = config.textConfig!;
   const ort = loadOrt();

@@ -11,17 +11,13 @@
  * workload's GFLOP/s as a percentage of it.
  */
 import * as tf from '@tensorflow/tfjs';
-import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { loadavg } from 'node:os';
 import { type BackendName, useBackend } from '../src/backends/index.js';
-import { parseConfig } from '../src/model/config.js';
 import { SiglipModel } from '../src/model/siglip_model.js';
 import { disposeTowerOutputs } from '../src/model/tower_outputs.js';
 import { printGemmChoices, referenceSgemm } from './native_sgemm.js';
 import { fillRandom } from './random_weights.js';
-import { encoderGflop, MODELS } from './workloads.js';
+import { eachTowerInItsOwnProcess, encoderGflop, fullSizeConfig } from './workloads.js';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -35,8 +31,6 @@ const batches = arg('batches', '1,4').split(',').map(Number);
 const profile = process.argv.includes('--profile');
 const tower = arg('tower', 'both');
 const threads = process.argv.includes('--threads') ? Number(arg('threads', '2')) : undefined;
-const fixtures =
-  process.env.SIGLIP2_FIXTURES ?? new URL('../../../shared/fixtures', import.meta.url).pathname;
 
 /** Peak resident set size so far, as the kernel tracks it (kernels run synchronously, so no timer could sample). */
 const peakRssGiB = () => (process.resourceUsage().maxRSS * 1024) / 2 ** 30;
@@ -89,22 +83,10 @@ async function kernelProfile(label: string, fn: () => tf.Tensor[]): Promise<void
 
 async function main(): Promise<void> {
   if (tower === 'both') {
-    // One process per tower: wasm's heap never shrinks, so a tower built after another may not find room.
-    for (const t of ['vision', 'text']) {
-      const r = spawnSync(
-        process.execPath,
-        [fileURLToPath(import.meta.url), ...process.argv.slice(2), '--tower', t],
-        { stdio: 'inherit' },
-      );
-      if (r.status !== 0) throw new Error(`the ${t} tower benchmark failed (exit ${r.status})`);
-    }
+    eachTowerInItsOwnProcess(import.meta.url, 'benchmark');
     return;
   }
-  const dir = MODELS[modelName];
-  if (!dir) throw new Error(`--model ${modelName}: expected ${Object.keys(MODELS).join(', ')}`);
-  const config = parseConfig(
-    JSON.parse(readFileSync(`${fixtures}/full_size_configs/${dir}/config.json`, 'utf8')),
-  );
+  const { dir, config } = fullSizeConfig(modelName);
   const vc = config.visionConfig!;
   const tc = config.textConfig!;
   const size = vc.modelType === 'siglip_vision_model' ? vc.imageSize : 256;

@@ -1,4 +1,8 @@
 /** What the model benchmarks run and how much arithmetic it is: shared by `npm run bench` and `npm run bench:peer`. */
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseConfig, type SiglipConfig } from '../src/model/config.js';
 
 /** `--model` names and the full-size configs (under the fixtures' `full_size_configs/`) they stand for. */
 export const MODELS: Record<string, string> = {
@@ -10,4 +14,32 @@ export const MODELS: Record<string, string> = {
 export function encoderGflop(d: number, inter: number, layers: number, n: number): number {
   const perLayer = 8 * d * d * n + 4 * n * n * d + 4 * d * inter * n;
   return (perLayer * layers) / 1e9;
+}
+
+/** The fixtures folder (`SIGLIP2_FIXTURES`, else `../shared/fixtures` beside the repository). */
+const FIXTURES =
+  process.env.SIGLIP2_FIXTURES ?? new URL('../../../shared/fixtures', import.meta.url).pathname;
+
+/** The full-size config a `--model` name stands for, parsed, with its folder name. */
+export function fullSizeConfig(modelName: string): { dir: string; config: SiglipConfig } {
+  const dir = MODELS[modelName];
+  if (!dir) throw new Error(`--model ${modelName}: expected ${Object.keys(MODELS).join(', ')}`);
+  const path = `${FIXTURES}/full_size_configs/${dir}/config.json`;
+  return { dir, config: parseConfig(JSON.parse(readFileSync(path, 'utf8'))) };
+}
+
+/**
+ * Runs the calling benchmark script once per tower, each in its own process (`--tower vision`, then `text`), with
+ * the same arguments: a tower built after another may not find room (wasm's heap never shrinks), and peak RSS is
+ * per tower. Throws naming the tower whose run failed.
+ */
+export function eachTowerInItsOwnProcess(scriptUrl: string, what: string): void {
+  for (const t of ['vision', 'text']) {
+    const r = spawnSync(
+      process.execPath,
+      [fileURLToPath(scriptUrl), ...process.argv.slice(2), '--tower', t],
+      { stdio: 'inherit' },
+    );
+    if (r.status !== 0) throw new Error(`the ${t} tower ${what} failed (exit ${r.status})`);
+  }
 }

@@ -35,30 +35,19 @@ void set_prop(napi_env env, napi_value obj, const char* name, napi_value v) {
   napi_set_named_property(env, obj, name, v);
 }
 
-napi_value str(napi_env env, const std::string& s) {
-  napi_value v;
-  napi_create_string_utf8(env, s.c_str(), s.size(), &v);
-  return v;
-}
-
-napi_value num(napi_env env, double d) {
-  napi_value v;
-  napi_create_double(env, d, &v);
-  return v;
-}
 
 // info() -> { library, version, isa, threads, threading }
 napi_value info_body(napi_env env, napi_callback_info) {
   const dnnl_version_t* ver = dnnl_version();
   napi_value obj;
   napi_create_object(env, &obj);
-  set_prop(env, obj, "library", str(env, "oneDNN"));
+  set_prop(env, obj, "library", js_string(env, "oneDNN"));
   set_prop(env, obj, "version",
-           str(env, std::to_string(ver->major) + "." + std::to_string(ver->minor) + "." + std::to_string(ver->patch)));
-  set_prop(env, obj, "isa", str(env, isa_name(dnnl::get_effective_cpu_isa())));
-  set_prop(env, obj, "threads", num(env, omp_get_max_threads()));
-  set_prop(env, obj, "threading", str(env, "OpenMP"));
-  set_prop(env, obj, "blas", str(env, openblas_get_config()));
+           js_string(env, std::to_string(ver->major) + "." + std::to_string(ver->minor) + "." + std::to_string(ver->patch)));
+  set_prop(env, obj, "isa", js_string(env, isa_name(dnnl::get_effective_cpu_isa())));
+  set_prop(env, obj, "threads", js_number(env, omp_get_max_threads()));
+  set_prop(env, obj, "threading", js_string(env, "OpenMP"));
+  set_prop(env, obj, "blas", js_string(env, openblas_get_config()));
   return obj;
 }
 
@@ -74,7 +63,7 @@ napi_value set_threads_body(napi_env env, napi_callback_info info) {
 // releasePacked(key) -> count
 napi_value release_body(napi_env env, napi_callback_info info) {
   Args args(env, info, "releasePacked", 1);
-  return num(env, release_packed(static_cast<uint64_t>(args.int_at(0, "key", 1))));
+  return js_number(env, release_packed(static_cast<uint64_t>(args.int_at(0, "key", 1))));
 }
 
 // cacheStats() -> { packed, primitives, packedBytes }
@@ -82,9 +71,9 @@ napi_value stats_body(napi_env env, napi_callback_info) {
   CacheStats s = cache_stats();
   napi_value obj;
   napi_create_object(env, &obj);
-  set_prop(env, obj, "packed", num(env, static_cast<double>(s.packed)));
-  set_prop(env, obj, "primitives", num(env, static_cast<double>(s.primitives)));
-  set_prop(env, obj, "packedBytes", num(env, static_cast<double>(s.packed_bytes)));
+  set_prop(env, obj, "packed", js_number(env, static_cast<double>(s.packed)));
+  set_prop(env, obj, "primitives", js_number(env, static_cast<double>(s.primitives)));
+  set_prop(env, obj, "packedBytes", js_number(env, static_cast<double>(s.packed_bytes)));
   return obj;
 }
 

@@ -160,6 +160,18 @@ std::string dims_str(const std::vector<int64_t>& d) {
   return s.str();
 }
 
+napi_value js_string(napi_env env, const std::string& s) {
+  napi_value v;
+  napi_create_string_utf8(env, s.c_str(), s.size(), &v);
+  return v;
+}
+
+napi_value js_number(napi_env env, double d) {
+  napi_value v;
+  napi_create_double(env, d, &v);
+  return v;
+}
+
 napi_value undefined_value(napi_env env) {
   napi_value u;
   napi_get_undefined(env, &u);

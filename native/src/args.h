@@ -56,4 +56,8 @@ std::string dims_str(const std::vector<int64_t>& d);
 
 napi_value undefined_value(napi_env env);
 
+/** A JS string / number. */
+napi_value js_string(napi_env env, const std::string& s);
+napi_value js_number(napi_env env, double d);
+
 }  // namespace siglip2

@@ -142,17 +142,6 @@ void run_matmul(const MatmulProblem& p, const float* src, const float* wei, cons
 
 namespace {
 
-napi_value str(napi_env env, const std::string& s) {
-  napi_value v;
-  napi_create_string_utf8(env, s.c_str(), s.size(), &v);
-  return v;
-}
-
-napi_value num(napi_env env, double d) {
-  napi_value v;
-  napi_create_double(env, d, &v);
-  return v;
-}
 
 // gemmChoices() -> [{ shape, packed, library, onednnGflops, openblasGflops, threads }] for every decided problem
 napi_value choices_body(napi_env env, napi_callback_info) {
@@ -164,14 +153,14 @@ napi_value choices_body(napi_env env, napi_callback_info) {
     if (!c.decided) continue;
     napi_value o;
     napi_create_object(env, &o);
-    napi_set_named_property(env, o, "shape", str(env, c.shape));
+    napi_set_named_property(env, o, "shape", js_string(env, c.shape));
     napi_value packed;
     napi_get_boolean(env, c.packed, &packed);
     napi_set_named_property(env, o, "packed", packed);
-    napi_set_named_property(env, o, "library", str(env, lib_name(c.lib)));
-    napi_set_named_property(env, o, "onednnGflops", num(env, c.flops / c.best_s[0] / 1e9));
-    napi_set_named_property(env, o, "openblasGflops", num(env, c.flops / c.best_s[1] / 1e9));
-    napi_set_named_property(env, o, "threads", num(env, c.threads));
+    napi_set_named_property(env, o, "library", js_string(env, lib_name(c.lib)));
+    napi_set_named_property(env, o, "onednnGflops", js_number(env, c.flops / c.best_s[0] / 1e9));
+    napi_set_named_property(env, o, "openblasGflops", js_number(env, c.flops / c.best_s[1] / 1e9));
+    napi_set_named_property(env, o, "threads", js_number(env, c.threads));
     napi_set_element(env, arr, i++, o);
   }
   return arr;
