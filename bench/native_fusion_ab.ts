@@ -6,13 +6,12 @@
  *   node dist/bench/native_fusion_ab.js [--model base|so400m] [--tower vision|text] [--batch 1] [--rounds 6]
  */
 import * as tf from '@tensorflow/tfjs';
-import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { useBackend } from '../src/backends/index.js';
 import { NATIVE_GEMM_ENV } from '../src/backends/native/addon.js';
 import { NATIVE_LAYER_OVERRIDES } from '../src/backends/native/ops.js';
 import { setLayerKernelOverrides } from '../src/layers/kernels/overrides.js';
-import { parseConfig } from '../src/model/config.js';
+import { fullSizeConfig } from './workloads.js';
 import { SiglipModel } from '../src/model/siglip_model.js';
 import { disposeTowerOutputs } from '../src/model/tower_outputs.js';
 import { fillRandom } from './random_weights.js';
@@ -21,11 +20,6 @@ function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
 }
-
-const DIRS: Record<string, string> = {
-  base: 'siglip2-base-patch16-224',
-  so400m: 'siglip2-so400m-patch16-256',
-};
 
 const VARIANTS: Record<string, { gemm: string; fused: boolean }> = {
   'oneDNN only, unfused': { gemm: 'onednn', fused: false },
@@ -41,16 +35,10 @@ async function main(): Promise<void> {
   const tower = arg('tower', 'vision') as 'vision' | 'text';
   const batch = Number(arg('batch', '1'));
   const rounds = Number(arg('rounds', '6'));
-  const dir = DIRS[model];
-  if (dir === undefined) throw new Error(`--model ${model}: expected base or so400m`);
   if (tower !== 'vision' && tower !== 'text')
     throw new Error(`--tower ${tower}: expected vision or text`);
   const report = await useBackend('native');
-  const fixtures =
-    process.env.SIGLIP2_FIXTURES ?? new URL('../../../shared/fixtures', import.meta.url).pathname;
-  const config = parseConfig(
-    JSON.parse(readFileSync(`${fixtures}/full_size_configs/${dir}/config.json`, 'utf8')),
-  );
+  const { dir, config } = fullSizeConfig(model);
   const m = SiglipModel.build(config, { weightInit: 'zeros', towers: tower });
   const vc = config.visionConfig;
   const size = vc !== undefined && vc.modelType === 'siglip_vision_model' ? vc.imageSize : 256;

@@ -14,6 +14,16 @@ interface Dims {
   eps: number;
 }
 
+/** The encoder sizes a tower's config gives. */
+function dimsOf(c: SiglipTextConfig | VisionConfig): Dims {
+  return {
+    d: c.hiddenSize,
+    inter: c.intermediateSize,
+    heads: c.numAttentionHeads,
+    eps: c.layerNormEps,
+  };
+}
+
 function layerNorm(g: OnnxGraph, x: string, dims: Dims): string {
   return g.node(
     'LayerNormalization',
@@ -97,12 +107,7 @@ export function writeVisionTower(dataPath: string, modelPath: string, vc: Vision
   const size = vc.modelType === 'siglip_vision_model' ? vc.imageSize : 256;
   const p = vc.patchSize;
   const n = (size / p) ** 2;
-  const dims: Dims = {
-    d: vc.hiddenSize,
-    inter: vc.intermediateSize,
-    heads: vc.numAttentionHeads,
-    eps: vc.layerNormEps,
-  };
+  const dims = dimsOf(vc);
   const g = new OnnxGraph(dataPath);
   const pixels = g.input('pixel_values', 'float', ['batch', vc.numChannels, size, size]);
   const conv = g.node(
@@ -132,12 +137,7 @@ export function writeTextTower(
   tc: SiglipTextConfig,
   length: number,
 ): void {
-  const dims: Dims = {
-    d: tc.hiddenSize,
-    inter: tc.intermediateSize,
-    heads: tc.numAttentionHeads,
-    eps: tc.layerNormEps,
-  };
+  const dims = dimsOf(tc);
   const g = new OnnxGraph(dataPath);
   const ids = g.input('input_ids', 'int64', ['batch', length]);
   const table = g.weight('token_embedding', [tc.vocabSize, dims.d]);

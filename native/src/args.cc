@@ -62,17 +62,18 @@ float* Args::f32_at(size_t i, const char* name, int64_t count) const {
   return static_cast<float*>(typed_at(i, name, count, napi_float32_array));
 }
 
-napi_typedarray_type Args::typed_type(size_t i, const char* name) const {
+Args::TypedInfo Args::typed_info(size_t i, const std::string& not_typed) const {
   bool is_ta = false;
   napi_is_typedarray(env_, argv_[i], &is_ta);
-  if (!is_ta) fail(std::string(name) + " must be a typed array");
-  napi_typedarray_type type;
-  size_t length = 0;
-  void* data = nullptr;
-  napi_value buffer;
+  if (!is_ta) fail(not_typed);
+  TypedInfo t;
   size_t offset = 0;
-  napi_get_typedarray_info(env_, argv_[i], &type, &length, &data, &buffer, &offset);
-  return type;
+  napi_get_typedarray_info(env_, argv_[i], &t.type, &t.length, &t.data, &t.buffer, &offset);
+  return t;
+}
+
+napi_typedarray_type Args::typed_type(size_t i, const char* name) const {
+  return typed_info(i, std::string(name) + " must be a typed array").type;
 }
 
 std::vector<int64_t> Args::ints_at(size_t i, const char* name, int64_t min, size_t max_len) const {
@@ -105,15 +106,7 @@ std::vector<int64_t> Args::ints_at(size_t i, const char* name, int64_t min, size
 void* Args::typed_at(size_t i, const char* name, int64_t count, napi_typedarray_type want) const {
   const char* tname = want == napi_int32_array ? "Int32Array" : "Float32Array";
   const char* dname = want == napi_int32_array ? "int32" : "float32";
-  bool is_ta = false;
-  napi_is_typedarray(env_, argv_[i], &is_ta);
-  if (!is_ta) fail(std::string(name) + " must be a " + tname);
-  napi_typedarray_type type;
-  size_t length = 0;
-  void* data = nullptr;
-  napi_value buffer;
-  size_t offset = 0;
-  napi_get_typedarray_info(env_, argv_[i], &type, &length, &data, &buffer, &offset);
+  const auto [type, length, data, buffer] = typed_info(i, std::string(name) + " must be a " + tname);
   if (type != want) fail(std::string(name) + " must be a " + tname + " (" + dname + " tensor)");
   bool detached = false;
   napi_is_detached_arraybuffer(env_, buffer, &detached);

@@ -42,6 +42,15 @@ class Args {
   std::vector<int64_t> ints_at(size_t i, const char* name, int64_t min, size_t max_len) const;
 
  private:
+  struct TypedInfo {
+    napi_typedarray_type type = napi_int8_array;
+    size_t length = 0;
+    void* data = nullptr;
+    napi_value buffer = nullptr;
+  };
+  /** The typed array at `i`, or fails with `not_typed` when it is not one. */
+  TypedInfo typed_info(size_t i, const std::string& not_typed) const;
+
   napi_env env_;
   std::string kernel_;
   std::string shapes_;
