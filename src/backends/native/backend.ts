@@ -5,6 +5,7 @@
 import type * as tf from '@tensorflow/tfjs';
 import { MathBackendCPU, cpuValues, silenceFirstUseNotice } from '../../internals/cpu_backend.js';
 import type { NativeAddon } from './addon.js';
+import { OutputPool, RecycleTracker, poolLimitBytes } from './output_pool.js';
 
 /** A right-hand operand is packed once the same tensor has been multiplied by this many times. */
 const PACK_AFTER_USES = 2;
@@ -23,10 +24,59 @@ interface PackState {
 export class NativeBackend extends MathBackendCPU {
   private readonly packs = new WeakMap<object, PackState>();
   private nextPackId = 1;
+  private readonly pool = new OutputPool(poolLimitBytes());
+  private readonly recycle = new RecycleTracker();
 
   constructor(readonly addon: NativeAddon) {
     super();
     silenceFirstUseNotice(this);
+  }
+
+  /**
+   * A float32 array of `length` elements for a kernel to write its whole output into, recycled from a disposed
+   * tensor when one fits (see output_pool.ts): its contents are stale, so the kernel must write every element.
+   */
+  alloc(length: number): Float32Array {
+    const a = this.pool.take(length) ?? new Float32Array(length);
+    this.recycle.allocated(a);
+    return a;
+  }
+
+  /** Bytes of free output arrays held for reuse. */
+  get pooledBytes(): number {
+    return this.pool.heldBytes;
+  }
+
+  override write(
+    values: Parameters<MathBackendCPU['write']>[0],
+    shape: number[],
+    dtype: tf.DataType,
+  ): ReturnType<MathBackendCPU['write']> {
+    const dataId = super.write(values, shape, dtype);
+    this.recycle.adopted(dataId, values);
+    return dataId;
+  }
+
+  override move(
+    dataId: object,
+    values: Parameters<MathBackendCPU['move']>[1],
+    shape: number[],
+    dtype: tf.DataType,
+    refCount: number,
+  ): void {
+    super.move(dataId, values, shape, dtype, refCount);
+    this.recycle.adopted(dataId, values);
+  }
+
+  // A cpu backend hands out the tensor's own array: once read, it is the caller's and never recycled.
+  override readSync(dataId: object): ReturnType<MathBackendCPU['readSync']> {
+    this.recycle.escaped(dataId);
+    return super.readSync(dataId);
+  }
+
+  override read(dataId: object): ReturnType<MathBackendCPU['read']> {
+    this.recycle.escaped(dataId);
+    return super.read(dataId);
   }
 
   /** The float32 values of a tensor, in place (never write to them). */
@@ -77,6 +127,8 @@ export class NativeBackend extends MathBackendCPU {
   override disposeData(dataId: object, force = false): boolean {
     const gone = super.disposeData(dataId, force);
     if (gone) {
+      const reusable = this.recycle.released(dataId);
+      if (reusable !== undefined) this.pool.give(reusable);
       const s = this.packs.get(dataId);
       if (s !== undefined) {
         if (s.packed) this.addon.releasePacked(s.id);
@@ -88,6 +140,7 @@ export class NativeBackend extends MathBackendCPU {
 
   override dispose(): void {
     super.dispose();
+    this.pool.clear();
     this.addon.clearCaches();
   }
 }

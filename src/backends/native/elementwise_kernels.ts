@@ -87,7 +87,7 @@ function binaryKernel(name: BinaryName, fallback: Kernel): Kernel {
     // the values' array type must be the dtype's (the cpu backend may hold an int32 tensor in a Float32Array)
     const Want = a.dtype === 'int32' ? Int32Array : Float32Array;
     if (plan === undefined || !(av instanceof Want) || !(bv instanceof Want)) return fallback(args);
-    const values = a.dtype === 'int32' ? new Int32Array(n) : new Float32Array(n);
+    const values = a.dtype === 'int32' ? new Int32Array(n) : args.backend.alloc(n);
     args.backend.addon.binary(
       BINARY_OPS[name],
       av as Float32Array | Int32Array,
@@ -123,7 +123,7 @@ function transposeKernel(fallback: Kernel): Kernel {
     }
     const out = perm.map((p) => x.shape[p]);
     const values =
-      xv instanceof Int32Array ? new Int32Array(xv.length) : new Float32Array(xv.length);
+      xv instanceof Int32Array ? new Int32Array(xv.length) : args.backend.alloc(xv.length);
     args.backend.addon.transpose(xv, values, x.shape, perm, 0);
     return args.backend.makeTensorInfo(out, x.dtype, values);
   };
@@ -149,7 +149,7 @@ function reduceKernel(mean: boolean, fallback: Kernel): Kernel {
     const outer = prod(x.shape.slice(0, k1));
     const mid = prod(x.shape.slice(k1, k2));
     const inner = prod(x.shape.slice(k2));
-    const values = new Float32Array(outer * inner);
+    const values = args.backend.alloc(outer * inner);
     args.backend.addon.reduceSum(xv, values, outer, mid, inner, mean);
     let shape = tf.backend_util.computeOutAndReduceShapes(x.shape, axes)[0];
     if (args.attrs?.keepDims) shape = tf.backend_util.expandShapeToKeepDim(shape, axes);
@@ -216,7 +216,7 @@ function adamwKernel(args: KernelArgs): tf.TensorInfo[] {
     }
   }
   const n = prod(param.shape);
-  const out = [new Float32Array(n), new Float32Array(n), new Float32Array(n)];
+  const out = [be.alloc(n), be.alloc(n), be.alloc(n)];
   be.addon.adamw(
     be.f32(param, 'AdamW', 'param'),
     be.f32(grad, 'AdamW', 'grad'),

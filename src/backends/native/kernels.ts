@@ -78,7 +78,7 @@ function nativeMatMul(
   }
   const av = backend.f32(a, kernel, 'a');
   const bv = backend.f32(b, kernel, 'b');
-  const out = new Float32Array(Math.max(batchA, batchB) * m * n);
+  const out = backend.alloc(Math.max(batchA, batchB) * m * n);
   const packKey = batchB === 1 ? backend.packKeyFor(b, k * n, transposeB) : 0;
   backend.addon.matmul(
     av,
@@ -151,7 +151,7 @@ function softmax(args: KernelArgs): tf.TensorInfo {
     return cpuKernel('Softmax')(args) as tf.TensorInfo;
   }
   const cols = logits.shape[rank - 1];
-  const out = new Float32Array(size);
+  const out = args.backend.alloc(size);
   args.backend.addon.softmax(args.backend.f32(logits, 'Softmax', 'logits'), out, size / cols, cols);
   return args.backend.output(out, logits.shape);
 }

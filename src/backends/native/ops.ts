@@ -50,7 +50,7 @@ function layerNorm(
       { x, gamma, beta },
       (save) => {
         save([x, gamma]);
-        const out = new Float32Array(x.size);
+        const out = be.alloc(x.size);
         be.addon.layerNorm(
           be.f32(x, 'LayerNorm', 'x'),
           be.f32(gamma, 'LayerNorm', 'gamma'),
@@ -65,9 +65,9 @@ function layerNorm(
       (dy, saved) => {
         const [sx, sg] = saved;
         const grads = once(() => {
-          const dx = new Float32Array(sx.size);
-          const dgamma = new Float32Array(cols);
-          const dbeta = new Float32Array(cols);
+          const dx = be.alloc(sx.size);
+          const dgamma = be.alloc(cols);
+          const dbeta = be.alloc(cols);
           be.addon.layerNormBackward(
             be.f32(sx, 'LayerNormBackward', 'x'),
             be.f32(sg, 'LayerNormBackward', 'gamma'),
@@ -99,14 +99,14 @@ function geluTanh(x: tf.Tensor): tf.Tensor | undefined {
       { x },
       (save) => {
         save([x]);
-        const out = new Float32Array(x.size);
+        const out = be.alloc(x.size);
         be.addon.geluTanh(be.f32(x, 'GeluTanh', 'x'), out, x.size);
         return tf.tensor(out, x.shape, 'float32');
       },
       (dy, saved) => ({
         x: () => {
           const [sx] = saved;
-          const dx = new Float32Array(sx.size);
+          const dx = be.alloc(sx.size);
           be.addon.geluTanhBackward(
             be.f32(sx, 'GeluTanhBackward', 'x'),
             be.f32(dy, 'GeluTanhBackward', 'dy'),
@@ -161,7 +161,7 @@ function attention(
       { q, k, v },
       (save) => {
         save([q, k, v]);
-        const out = new Float32Array(q.size);
+        const out = be.alloc(q.size);
         be.addon.attention(
           be.f32(q, 'Attention', 'q'),
           be.f32(k, 'Attention', 'k'),
@@ -180,9 +180,9 @@ function attention(
       (dy, saved) => {
         const [sq, sk, sv] = saved;
         const grads = once(() => {
-          const dq = new Float32Array(sq.size);
-          const dk = new Float32Array(sk.size);
-          const dv = new Float32Array(sv.size);
+          const dq = be.alloc(sq.size);
+          const dk = be.alloc(sk.size);
+          const dv = be.alloc(sv.size);
           be.addon.attentionBackward(
             be.f32(sq, 'AttentionBackward', 'q'),
             be.f32(sk, 'AttentionBackward', 'k'),
@@ -236,7 +236,7 @@ function fusedLinear(
     opWithLazyGrads(
       bias === undefined ? { x, kernel } : { x, kernel, bias },
       () => {
-        const out = new Float32Array(m * n);
+        const out = be.alloc(m * n);
         be.addon.matmul(
           be.f32(x, 'FusedLinear', 'x'),
           be.f32(kernel, 'FusedLinear', 'kernel'),
