@@ -219,6 +219,7 @@ async function useNative(opts: UseBackendOptions): Promise<BackendReport> {
   const cores = os.availableParallelism();
   const threads = opts.threads ?? cores;
   const { setNativeThreads } = await import('./native/index.js');
+  const { openmpWaits } = await import('./native/addon.js');
   const info = setNativeThreads(addon, threads);
   await activate('native');
   return {
@@ -226,7 +227,8 @@ async function useNative(opts: UseBackendOptions): Promise<BackendReport> {
     threads: info.threads,
     reason:
       `native: ${info.library} ${info.version} dispatching ${info.isa}, ${info.threads} thread${info.threads > 1 ? 's' : ''} ` +
-      `(${info.threading}, ${opts.threads === undefined ? `default: ${cores} logical cores` : 'requested'}); the fastest CPU path`,
+      `(${info.threading}, ${opts.threads === undefined ? `default: ${cores} logical cores` : 'requested'}, idle threads wait: ${openmpWaits()}); ` +
+      'the fastest CPU path',
   };
 }
 
