@@ -3,6 +3,8 @@
 // as [B, Nq, H*d]. The products are oneDNN matmuls over [B, H] batches, the softmax oneDNN's, threads throughout.
 #include <omp.h>
 
+#include <cstdlib>
+#include <new>
 #include <sstream>
 #include <vector>
 
@@ -58,6 +60,51 @@ void attention_probs(const Dims& s, const float* q, const float* k, const float*
   softmax_forward(probs, probs, s.b * s.h * s.nq, s.nk);
 }
 
+/**
+ * Scratch for the [B, H, Nq, Nk] probabilities, kept between calls (up to kKeepBytes) so that each layer does not
+ * zero and fault in fresh pages: so400m's 16 heads x 256 x 256 are 4 MiB per image. Every element is written before
+ * it is read. Kernels run on the JS thread, one at a time.
+ */
+class Scratch {
+ public:
+  float* get(size_t floats) {
+    if (floats > cap_) {
+      std::free(data_);
+      data_ = static_cast<float*>(std::malloc(floats * sizeof(float)));
+      if (data_ == nullptr) {
+        cap_ = 0;
+        throw std::bad_alloc();
+      }
+      cap_ = floats;
+    }
+    return data_;
+  }
+  /** Frees the buffer when it is larger than worth keeping. */
+  void trim() {
+    if (cap_ * sizeof(float) > kKeepBytes) {
+      std::free(data_);
+      data_ = nullptr;
+      cap_ = 0;
+    }
+  }
+  ~Scratch() { std::free(data_); }
+
+ private:
+  static constexpr size_t kKeepBytes = size_t{64} << 20;
+  float* data_ = nullptr;
+  size_t cap_ = 0;
+};
+
+Scratch probs_scratch, dprobs_scratch;
+
+/** Trims the scratch buffers when a call returns (or throws). */
+struct TrimOnExit {
+  ~TrimOnExit() {
+    probs_scratch.trim();
+    dprobs_scratch.trim();
+  }
+};
+
 Dims read_dims(Args& args, size_t at) {
   Dims s{args.int_at(at, "batch", 1), args.int_at(at + 1, "queries", 1), args.int_at(at + 2, "keys", 1),
          args.int_at(at + 3, "heads", 1), args.int_at(at + 4, "headDim", 1)};
@@ -78,11 +125,12 @@ napi_value attention_body(napi_env env, napi_callback_info info) {
   const float* v = args.f32_at(2, "v", s.b * s.nk * s.dim());
   const float* mask = args.f32_opt(3, "mask", s.b * s.nk);
   float* out = args.f32_at(4, "out", s.b * s.nq * s.dim());
-  std::vector<float> probs(static_cast<size_t>(s.b * s.h * s.nq * s.nk));
-  attention_probs(s, q, k, mask, scale, probs.data());
+  TrimOnExit trim;
+  float* probs = probs_scratch.get(static_cast<size_t>(s.b * s.h * s.nq * s.nk));
+  attention_probs(s, q, k, mask, scale, probs);
   run_matmul(problem({s.b, s.h, s.nq, s.nk}, probs_strides(s), {s.b, s.h, s.nk, s.d}, heads_strides(s, s.nk),
                      {s.b, s.h, s.nq, s.d}, heads_strides(s, s.nq), 1.f),
-             probs.data(), v, nullptr, out);
+             probs, v, nullptr, out);
   return undefined_value(env);
 }
 
@@ -102,25 +150,27 @@ napi_value attention_bwd_body(napi_env env, napi_callback_info info) {
   float* dk = args.f32_at(6, "dk", nk_el);
   float* dv = args.f32_at(7, "dv", nk_el);
   const size_t pn = static_cast<size_t>(s.b * s.h * s.nq * s.nk);
-  std::vector<float> probs(pn), dp(pn);
-  attention_probs(s, q, k, mask, scale, probs.data());
+  TrimOnExit trim;
+  float* probs = probs_scratch.get(pn);
+  float* dp = dprobs_scratch.get(pn);
+  attention_probs(s, q, k, mask, scale, probs);
   // dV = P^T dy
   run_matmul(problem({s.b, s.h, s.nk, s.nq}, probs_t_strides(s), {s.b, s.h, s.nq, s.d}, heads_strides(s, s.nq),
                      {s.b, s.h, s.nk, s.d}, heads_strides(s, s.nk), 1.f),
-             probs.data(), dy, nullptr, dv);
+             probs, dy, nullptr, dv);
   // dP = dy V^T
   run_matmul(problem({s.b, s.h, s.nq, s.d}, heads_strides(s, s.nq), {s.b, s.h, s.d, s.nk}, heads_t_strides(s, s.nk),
                      {s.b, s.h, s.nq, s.nk}, probs_strides(s), 1.f),
-             dy, v, nullptr, dp.data());
-  softmax_backward(probs.data(), dp.data(), dp.data(), s.b * s.h * s.nq, s.nk);
+             dy, v, nullptr, dp);
+  softmax_backward(probs, dp, dp, s.b * s.h * s.nq, s.nk);
   // dQ = scale dS K
   run_matmul(problem({s.b, s.h, s.nq, s.nk}, probs_strides(s), {s.b, s.h, s.nk, s.d}, heads_strides(s, s.nk),
                      {s.b, s.h, s.nq, s.d}, heads_strides(s, s.nq), scale),
-             dp.data(), k, nullptr, dq);
+             dp, k, nullptr, dq);
   // dK = scale dS^T Q
   run_matmul(problem({s.b, s.h, s.nk, s.nq}, probs_t_strides(s), {s.b, s.h, s.nq, s.d}, heads_strides(s, s.nq),
                      {s.b, s.h, s.nk, s.d}, heads_strides(s, s.nk), scale),
-             dp.data(), q, nullptr, dk);
+             dp, q, nullptr, dk);
   return undefined_value(env);
 }
 

@@ -90,8 +90,12 @@ describe('native backend: recycled output arrays', function () {
     pool.give(new Float32Array(100)); // 400 bytes
     pool.give(new Float32Array(100));
     assert.equal(pool.heldBytes, 800);
-    pool.give(new Float32Array(60)); // 1040 bytes would exceed the limit: the pool starts over
-    assert.equal(pool.heldBytes, 240);
+    const newer = new Float32Array(100);
+    pool.take(100);
+    pool.give(newer); // the newest of the two 100s
+    pool.give(new Float32Array(60)); // 1040 bytes would exceed the limit: the oldest array goes
+    assert.equal(pool.heldBytes, 640);
+    assert.equal(pool.take(100), newer);
     assert.equal(pool.take(100), undefined);
     assert.equal(pool.take(60)?.length, 60);
     pool.give(new Float32Array(1000)); // larger than the whole limit: not kept

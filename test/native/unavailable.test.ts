@@ -47,7 +47,7 @@ describe('native backend: selection, and what happens when it is not built', () 
     assert.equal(report.name, 'native');
     assert.match(
       report.reason,
-      /^auto: native: oneDNN \d+\.\d+\.\d+ dispatching \S+.*, 1 thread \(OpenMP, requested\); the fastest CPU path/,
+      /^auto: native: oneDNN \d+\.\d+\.\d+ dispatching \S+.*, 1 thread \(OpenMP, requested, idle threads wait: .+\); the fastest CPU path/,
     );
     await useBackend('cpu');
   });

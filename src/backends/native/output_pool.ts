@@ -24,9 +24,11 @@ export function poolLimitBytes(env: NodeJS.ProcessEnv = process.env): number {
   return mb * MiB;
 }
 
-/** Free float32 arrays by length, at most `limitBytes` in all. */
+/** Free float32 arrays by length, at most `limitBytes` in all; the longest-unused go first. */
 export class OutputPool {
   private readonly free = new Map<number, Float32Array[]>();
+  /** every free array, oldest first */
+  private readonly order = new Set<Float32Array>();
   private bytes = 0;
 
   constructor(readonly limitBytes: number) {}
@@ -37,22 +39,34 @@ export class OutputPool {
     const a = list?.pop();
     if (a === undefined) return undefined;
     if (list!.length === 0) this.free.delete(length);
+    this.order.delete(a);
     this.bytes -= a.byteLength;
     return a;
   }
 
-  /** Keeps `a` for reuse. When it would not fit, every free array is dropped first (the pool follows the workload). */
+  /** Keeps `a` for reuse, dropping the longest-unused free arrays while it would not fit. */
   give(a: Float32Array): void {
     if (a.byteLength === 0 || a.byteLength > this.limitBytes) return;
-    if (this.bytes + a.byteLength > this.limitBytes) this.clear();
+    while (this.bytes + a.byteLength > this.limitBytes) this.evictOldest();
     const list = this.free.get(a.length);
     if (list === undefined) this.free.set(a.length, [a]);
     else list.push(a);
+    this.order.add(a);
     this.bytes += a.byteLength;
+  }
+
+  private evictOldest(): void {
+    const oldest = this.order.values().next().value as Float32Array;
+    this.order.delete(oldest);
+    const list = this.free.get(oldest.length)!;
+    list.splice(list.indexOf(oldest), 1);
+    if (list.length === 0) this.free.delete(oldest.length);
+    this.bytes -= oldest.byteLength;
   }
 
   clear(): void {
     this.free.clear();
+    this.order.clear();
     this.bytes = 0;
   }
 
