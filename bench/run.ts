@@ -15,6 +15,7 @@ import { loadavg } from 'node:os';
 import { type BackendName, useBackend } from '../src/backends/index.js';
 import { SiglipModel } from '../src/model/siglip_model.js';
 import { disposeTowerOutputs } from '../src/model/tower_outputs.js';
+import { kernelProfile } from './kernel_profile.js';
 import { printGemmChoices, referenceSgemm } from './native_sgemm.js';
 import { fillRandom } from './random_weights.js';
 import { eachTowerInItsOwnProcess, encoderGflop, fullSizeConfig } from './workloads.js';
@@ -53,32 +54,6 @@ async function time(label: string, fn: () => Promise<void>): Promise<number> {
     `  ${label}: median ${m.toFixed(3)} s over ${runs} runs [${times.map((t) => t.toFixed(2)).join(', ')}]`,
   );
   return m;
-}
-
-async function kernelProfile(label: string, fn: () => tf.Tensor[]): Promise<void> {
-  const info = await tf.profile(() => {
-    const outs = fn();
-    return outs;
-  });
-  const byKernel = new Map<string, { ms: number; calls: number }>();
-  let total = 0;
-  // Count kernels only: `<op>__op` entries and custom-gradient scopes wrap kernels that are listed too.
-  for (const k of info.kernels.filter(
-    (k) => !k.name.endsWith('__op') && k.name !== 'unnamed scope',
-  )) {
-    const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
-    const e = byKernel.get(k.name) ?? { ms: 0, calls: 0 };
-    e.ms += ms;
-    e.calls += 1;
-    byKernel.set(k.name, e);
-    total += ms;
-  }
-  console.log(`  per-kernel profile (${label}), ${total.toFixed(0)} ms in kernels:`);
-  for (const [name, e] of [...byKernel].sort((a, b) => b[1].ms - a[1].ms).slice(0, 12)) {
-    console.log(
-      `    ${name.padEnd(22)} ${e.ms.toFixed(0).padStart(7)} ms  ${((100 * e.ms) / total).toFixed(1).padStart(5)} %  ${String(e.calls).padStart(5)} calls`,
-    );
-  }
 }
 
 async function main(): Promise<void> {

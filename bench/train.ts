@@ -2,8 +2,9 @@
 // and reports the peak resident memory (maxRSS, which includes the wasm heap).
 //
 //   node dist/bench/train.js <config-folder> <mode> [--batch 8] [--backend wasm|native] [--threads N] [--steps 2]
-//                            [--no-checkpointing]
-// stepSeconds is the mean of the steps after the first.
+//                            [--no-checkpointing] [--profile] [--layers N]
+// stepSeconds is the mean of the steps after the first. --profile runs one more step under tf.profile and prints
+// the kernels holding its time; --layers N keeps the first N encoder layers of each tower (a quicker profile).
 // modes: full        both towers, every weight trained (AdamW state for all)
 //        full-frozen-tokens   both towers, token embedding frozen
 //        vision-lora  vision tower only (text embeddings fixed random), LoRA rank 16 on all projections
@@ -20,6 +21,7 @@ import { LoraAdapters } from '../src/train/lora.js';
 import { trainableParams } from '../src/train/freeze.js';
 import { Trainer } from '../src/train/trainer.js';
 import type { PairBatch } from '../src/train/forward.js';
+import { kernelProfile } from './kernel_profile.js';
 
 function fixedLogitsLoss(embeds: tf.Tensor, other: tf.Tensor): tf.Scalar {
   const a = embeds.div(tf.norm(embeds, 'euclidean', -1, true));
@@ -41,7 +43,19 @@ async function main(): Promise<void> {
   const report = await useBackend(backend as BackendName, { threads });
   console.error(report.reason);
   tf.enableProdMode();
-  const config = await readConfig(dir);
+  const full = await readConfig(dir);
+  const layers = process.argv.includes('--layers') ? Number(arg('--layers', '0')) : undefined;
+  if (layers !== undefined && !(Number.isInteger(layers) && layers >= 1)) {
+    throw new Error(`--layers must be a positive integer, got ${arg('--layers', '')}`);
+  }
+  const config =
+    layers === undefined
+      ? full
+      : {
+          ...full,
+          visionConfig: full.visionConfig && { ...full.visionConfig, numHiddenLayers: layers },
+          textConfig: full.textConfig && { ...full.textConfig, numHiddenLayers: layers },
+        };
   const towers = mode.startsWith('vision') ? 'vision' : mode.startsWith('text') ? 'text' : 'both';
   const tb = performance.now();
   const model = SiglipModel.build(config, { weightInit: 'random', towers });
@@ -118,6 +132,16 @@ async function main(): Promise<void> {
       console.error(`step ${i}: ${times[i].toFixed(2)} s, wasm heap ${wasmHeapGiB()} GiB`);
   }
   const maxRssGiB = process.resourceUsage().maxRSS / 1024 / 1024;
+  if (process.argv.includes('--profile')) {
+    await kernelProfile(
+      'one more step',
+      async () => {
+        await trainer.step(b);
+        return [];
+      },
+      16,
+    );
+  }
   console.log(
     JSON.stringify({
       config: dir,
@@ -130,6 +154,7 @@ async function main(): Promise<void> {
       firstStepSeconds: +times[0].toFixed(3),
       stepSeconds: +(times.slice(1).reduce((a, b) => a + b, 0) / (steps - 1)).toFixed(3),
       steps,
+      layers,
       peakRssGiB: +maxRssGiB.toFixed(2),
       wasmHeapGiB: wasmHeapGiB(),
       tfBytesGiB: +(tf.memory().numBytes / 2 ** 30).toFixed(2),

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { strict as assert } from 'node:assert';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readSafetensors } from '../../src/io/safetensors.js';
@@ -262,6 +262,7 @@ describe('train: Trainer on siglip_tiny', () => {
     assert.equal(tf.memory().numTensors, before);
     trainer.dispose();
     tf.dispose([batch.pixelValues, batch.inputIds]);
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it('lossAndGrads covers exactly the chosen parameters', async () => {
