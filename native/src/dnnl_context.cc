@@ -41,6 +41,9 @@ struct Packed {
   memory mem;
   memory::desc md;
   size_t bytes = 0;
+  /** The library chose the weight's own layout (AVX2's gemm:jit on a plain [K, N]): nothing copied, the tensor's
+   * array is read in place at every call (a copy held so400m's weights twice). */
+  bool in_place = false;
 };
 
 constexpr size_t kMaxPlans = 1024;
@@ -139,6 +142,16 @@ Plan& get_plan(const MatmulProblem& p, bool pack, std::string* key_out) {
 
 }  // namespace
 
+namespace {
+bool weight_copied = false;
+}  // namespace
+
+bool take_weight_copied() {
+  const bool c = weight_copied;
+  weight_copied = false;
+  return c;
+}
+
 bool packable(const MatmulProblem& p, uint64_t pack_key) {
   bool wei_broadcast = true;
   for (size_t i = 0; i + 2 < p.wei_dims.size(); i++) wei_broadcast = wei_broadcast && p.wei_dims[i] == 1;
@@ -169,17 +182,26 @@ bool run_onednn(const MatmulProblem& p, const float* src, const float* wei, cons
     auto pit = per_key.find(key);
     if (pit == per_key.end()) {
       memory::desc want = plan.pd.weights_desc();
-      memory plain(memory::desc(p.wei_dims, memory::data_type::f32, p.wei_strides), eng,
-                   const_cast<float*>(wei));
+      memory::desc plain_md(p.wei_dims, memory::data_type::f32, p.wei_strides);
       Packed entry;
       entry.md = want;
-      entry.mem = memory(want, eng);
-      entry.bytes = want.get_size();
-      dnnl::reorder(plain, entry.mem).execute(cpu_stream(), plain, entry.mem);
+      if (want == plain_md) {
+        entry.in_place = true;
+      } else {
+        memory plain(plain_md, eng, const_cast<float*>(wei));
+        entry.mem = memory(want, eng);
+        entry.bytes = want.get_size();
+        dnnl::reorder(plain, entry.mem).execute(cpu_stream(), plain, entry.mem);
+        reordered = true;
+        weight_copied = true;
+      }
       pit = per_key.emplace(key, entry).first;
-      reordered = true;
     }
-    args.emplace(DNNL_ARG_WEIGHTS, pit->second.mem);
+    if (pit->second.in_place) {
+      args.emplace(DNNL_ARG_WEIGHTS, memory(pit->second.md, eng, const_cast<float*>(wei)));
+    } else {
+      args.emplace(DNNL_ARG_WEIGHTS, pit->second.mem);
+    }
   } else {
     args.emplace(DNNL_ARG_WEIGHTS, memory(plan.wei_md, eng, const_cast<float*>(wei)));
   }

@@ -43,6 +43,12 @@ void run_matmul(const MatmulProblem& p, const float* src, const float* wei, cons
 bool run_onednn(const MatmulProblem& p, const float* src, const float* wei, const float* bias, float* dst,
                 uint64_t pack_key = 0, const float* residual = nullptr);
 
+/**
+ * Whether a matmul since the last call copied a weight into a packed layout (oneDNN chose one other than the
+ * weight's own; when it chose the same, the weight is read in place and nothing is copied). Resets the flag.
+ */
+bool take_weight_copied();
+
 /** Whether pack_key would pack `wei` for this problem (batch dims of wei all 1). */
 bool packable(const MatmulProblem& p, uint64_t pack_key);
 

@@ -13,6 +13,7 @@ namespace siglip2 {
 namespace {
 
 // matmul(a, b, out, batchA, batchB, m, k, n, transA, transB, bias | null, act, alpha, packKey, residual?)
+//   -> whether this call copied b into a packed layout (its mapped pages may then be dropped)
 // residual: a dense [batch, m, n] added to the result last (only with the linear activation)
 napi_value matmul_body(napi_env env, napi_callback_info info) {
   Args args(env, info, "MatMul", 15);
@@ -69,8 +70,11 @@ napi_value matmul_body(napi_env env, napi_callback_info info) {
   p.act = static_cast<Act>(act);
   p.alpha = static_cast<float>(alpha);
   p.residual = residual != nullptr;
+  take_weight_copied();
   run_matmul(p, a, b, bias, out, static_cast<uint64_t>(pack_key), residual);
-  return undefined_value(env);
+  napi_value copied;
+  napi_get_boolean(env, take_weight_copied(), &copied);
+  return copied;
 }
 
 // matmulImpl(m, k, n, transA, transB): the implementation oneDNN picks for a 2-D problem.

@@ -70,7 +70,7 @@ export interface NativeAddon {
     packKey: number,
     /** a dense `[batch, m, n]` added to the result last (linear activation only) */
     residual?: Float32Array | null,
-  ): void;
+  ): boolean;
   /**
    * The GEMM library chosen for each matmul problem measured so far under SIGLIP2_NATIVE_GEMM=auto (gemm_choice.cc:
    * the first calls of a problem are timed on oneDNN and OpenBLAS).

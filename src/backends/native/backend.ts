@@ -113,8 +113,9 @@ export class NativeBackend extends MathBackendCPU {
   }
 
   /**
-   * Called after a matmul that packed `b` under a key: when `b`'s values are a memory-mapped file, its pages are
-   * dropped from this process once (the packed copy serves later products; a later read faults them in again).
+   * Called after a matmul that copied `b` into a packed layout: when `b`'s values are a memory-mapped file, its pages
+   * are dropped from this process once (the packed copy serves later products; a later read faults them in again).
+   * Where the library multiplies by the weight in its own layout (AVX2), nothing is copied and nothing dropped.
    */
   afterPack(b: tf.TensorInfo, values: Float32Array, transposed: boolean): void {
     const s = this.packs.get(b.dataId);

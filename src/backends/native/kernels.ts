@@ -80,7 +80,7 @@ function nativeMatMul(
   const bv = backend.f32(b, kernel, 'b');
   const out = backend.alloc(Math.max(batchA, batchB) * m * n);
   const packKey = batchB === 1 ? backend.packKeyFor(b, k * n, transposeB) : 0;
-  backend.addon.matmul(
+  const copied = backend.addon.matmul(
     av,
     bv,
     out,
@@ -96,7 +96,7 @@ function nativeMatMul(
     alpha,
     packKey,
   );
-  if (packKey !== 0) backend.afterPack(b, bv, transposeB);
+  if (copied) backend.afterPack(b, bv, transposeB);
   return backend.output(out, [...outer, m, n]);
 }
 

@@ -237,9 +237,10 @@ function fusedLinear(
       bias === undefined ? { x, kernel } : { x, kernel, bias },
       () => {
         const out = be.alloc(m * n);
-        be.addon.matmul(
+        const kernelValues = be.f32(kernel, 'FusedLinear', 'kernel');
+        const copied = be.addon.matmul(
           be.f32(x, 'FusedLinear', 'x'),
-          be.f32(kernel, 'FusedLinear', 'kernel'),
+          kernelValues,
           out,
           1,
           1,
@@ -254,6 +255,7 @@ function fusedLinear(
           be.packKeyFor(kernel, k * n, false),
           residual === undefined ? null : be.f32(residual, 'FusedLinear', 'residual'),
         );
+        if (copied) be.afterPack(kernel, kernelValues, false);
         return tf.tensor(out, shape, 'float32');
       },
       () => {
