@@ -4,8 +4,6 @@ import { strict as assert } from 'node:assert';
 import { randomBytes } from 'node:crypto';
 import { promises as fsp, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import * as tf from '@tensorflow/tfjs';
 import { convertCheckpoint } from '../../converter/convert.js';
 import '../../src/index.js';
@@ -21,9 +19,7 @@ import { useTestBackend } from '../helpers/backend.js';
 import { fixture } from '../helpers/fixtures.js';
 import { tinyCheckpointWithTokenizer } from '../pipeline/helpers.js';
 import { requireNative } from './helpers.js';
-
-setFlagsFromString('--expose_gc');
-const gc = runInNewContext('gc') as () => void;
+import { gc } from '../helpers/gc.js';
 
 /** Runs GC until finalizers (which unmap) have run: Node defers N-API finalizers to the event loop. */
 async function collect(): Promise<void> {

@@ -1,8 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
 import '../../src/model/naflex_vision_model.js';
@@ -17,9 +15,7 @@ import {
   testTokenizerJson,
   tinyCheckpointWithTokenizer,
 } from './helpers.js';
-
-setFlagsFromString('--expose_gc');
-const gc = runInNewContext('gc') as () => void;
+import { gc } from '../helpers/gc.js';
 
 /** The NaFlex tiny checkpoint (4x4 position grid) with the test tokenizer and a 24-patch NaFlex processor. */
 function naflexCheckpointWithTokenizer(dir: string): string {
