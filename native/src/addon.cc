@@ -35,7 +35,6 @@ void set_prop(napi_env env, napi_value obj, const char* name, napi_value v) {
   napi_set_named_property(env, obj, name, v);
 }
 
-
 // info() -> { library, version, isa, threads, threading }
 napi_value info_body(napi_env env, napi_callback_info) {
   const dnnl_version_t* ver = dnnl_version();

@@ -3,8 +3,6 @@
 // as [B, Nq, H*d]. The products are oneDNN matmuls over [B, H] batches, the softmax oneDNN's, threads throughout.
 #include <omp.h>
 
-#include <cstdlib>
-#include <new>
 #include <sstream>
 #include <vector>
 
@@ -65,43 +63,20 @@ void attention_probs(const Dims& s, const float* q, const float* k, const float*
  * zero and fault in fresh pages: so400m's 16 heads x 256 x 256 are 4 MiB per image. Every element is written before
  * it is read. Kernels run on the JS thread, one at a time.
  */
-class Scratch {
- public:
-  float* get(size_t floats) {
-    if (floats > cap_) {
-      std::free(data_);
-      data_ = static_cast<float*>(std::malloc(floats * sizeof(float)));
-      if (data_ == nullptr) {
-        cap_ = 0;
-        throw std::bad_alloc();
-      }
-      cap_ = floats;
-    }
-    return data_;
-  }
-  /** Frees the buffer when it is larger than worth keeping. */
-  void trim() {
-    if (cap_ * sizeof(float) > kKeepBytes) {
-      std::free(data_);
-      data_ = nullptr;
-      cap_ = 0;
-    }
-  }
-  ~Scratch() { std::free(data_); }
+std::vector<float> probs_scratch, dprobs_scratch;
+constexpr size_t kKeepBytes = size_t{64} << 20;
 
- private:
-  static constexpr size_t kKeepBytes = size_t{64} << 20;
-  float* data_ = nullptr;
-  size_t cap_ = 0;
-};
+float* scratch(std::vector<float>& buf, size_t floats) {
+  if (buf.size() < floats) buf.resize(floats);
+  return buf.data();
+}
 
-Scratch probs_scratch, dprobs_scratch;
-
-/** Trims the scratch buffers when a call returns (or throws). */
+/** Frees the scratch buffers larger than worth keeping when a call returns (or throws). */
 struct TrimOnExit {
   ~TrimOnExit() {
-    probs_scratch.trim();
-    dprobs_scratch.trim();
+    for (std::vector<float>* buf : {&probs_scratch, &dprobs_scratch}) {
+      if (buf->size() * sizeof(float) > kKeepBytes) std::vector<float>().swap(*buf);
+    }
   }
 };
 
@@ -126,7 +101,7 @@ napi_value attention_body(napi_env env, napi_callback_info info) {
   const float* mask = args.f32_opt(3, "mask", s.b * s.nk);
   float* out = args.f32_at(4, "out", s.b * s.nq * s.dim());
   TrimOnExit trim;
-  float* probs = probs_scratch.get(static_cast<size_t>(s.b * s.h * s.nq * s.nk));
+  float* probs = scratch(probs_scratch, static_cast<size_t>(s.b * s.h * s.nq * s.nk));
   attention_probs(s, q, k, mask, scale, probs);
   run_matmul(problem({s.b, s.h, s.nq, s.nk}, probs_strides(s), {s.b, s.h, s.nk, s.d}, heads_strides(s, s.nk),
                      {s.b, s.h, s.nq, s.d}, heads_strides(s, s.nq), 1.f),
@@ -151,8 +126,8 @@ napi_value attention_bwd_body(napi_env env, napi_callback_info info) {
   float* dv = args.f32_at(7, "dv", nk_el);
   const size_t pn = static_cast<size_t>(s.b * s.h * s.nq * s.nk);
   TrimOnExit trim;
-  float* probs = probs_scratch.get(pn);
-  float* dp = dprobs_scratch.get(pn);
+  float* probs = scratch(probs_scratch, pn);
+  float* dp = scratch(dprobs_scratch, pn);
   attention_probs(s, q, k, mask, scale, probs);
   // dV = P^T dy
   run_matmul(problem({s.b, s.h, s.nk, s.nq}, probs_t_strides(s), {s.b, s.h, s.nq, s.d}, heads_strides(s, s.nq),

@@ -142,16 +142,6 @@ Plan& get_plan(const MatmulProblem& p, bool pack, std::string* key_out) {
 
 }  // namespace
 
-namespace {
-bool weight_copied = false;
-}  // namespace
-
-bool take_weight_copied() {
-  const bool c = weight_copied;
-  weight_copied = false;
-  return c;
-}
-
 bool packable(const MatmulProblem& p, uint64_t pack_key) {
   bool wei_broadcast = true;
   for (size_t i = 0; i + 2 < p.wei_dims.size(); i++) wei_broadcast = wei_broadcast && p.wei_dims[i] == 1;
@@ -193,7 +183,6 @@ bool run_onednn(const MatmulProblem& p, const float* src, const float* wei, cons
         entry.bytes = want.get_size();
         dnnl::reorder(plain, entry.mem).execute(cpu_stream(), plain, entry.mem);
         reordered = true;
-        weight_copied = true;
       }
       pit = per_key.emplace(key, entry).first;
     }

@@ -34,20 +34,16 @@ struct MatmulProblem {
 /**
  * Runs the problem on the GEMM library chosen for it (gemm_choice.cc: oneDNN or OpenBLAS, measured once per
  * problem). pack_key != 0 asks oneDNN to keep `wei` pre-packed under that key (only when its batch dims are all 1):
- * later calls with the same key reuse the packed copy without reading `wei`. `residual` is read when p.residual.
+ * later calls with the same key reuse the packed copy without reading `wei`; where the packed layout is `wei`'s own
+ * (AVX2's gemm:jit on a plain [K, N]) nothing is copied and `wei` is read in place at every call. `residual` is read
+ * when p.residual. Returns whether this call copied `wei` into a packed layout (a one-time reorder).
  */
-void run_matmul(const MatmulProblem& p, const float* src, const float* wei, const float* bias, float* dst,
+bool run_matmul(const MatmulProblem& p, const float* src, const float* wei, const float* bias, float* dst,
                 uint64_t pack_key = 0, const float* residual = nullptr);
 
-/** run_matmul on oneDNN, always. Returns whether this call packed `wei` (a one-time reorder). */
+/** run_matmul on oneDNN, always. */
 bool run_onednn(const MatmulProblem& p, const float* src, const float* wei, const float* bias, float* dst,
                 uint64_t pack_key = 0, const float* residual = nullptr);
-
-/**
- * Whether a matmul since the last call copied a weight into a packed layout (oneDNN chose one other than the
- * weight's own; when it chose the same, the weight is read in place and nothing is copied). Resets the flag.
- */
-bool take_weight_copied();
 
 /** Whether pack_key would pack `wei` for this problem (batch dims of wei all 1). */
 bool packable(const MatmulProblem& p, uint64_t pack_key);

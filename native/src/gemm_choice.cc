@@ -82,34 +82,26 @@ std::string shape_of(const MatmulProblem& p) {
   return s;
 }
 
-/** Runs the problem on `lib`; returns false when the time of this call is no measure of the library's speed. */
+/** Runs the problem on `lib`; returns whether this call copied `wei` into a packed layout (a one-time reorder, so
+ * no measure of the library's speed). */
 bool run_lib(Lib lib, const MatmulProblem& p, const float* src, const float* wei, const float* bias, float* dst,
              uint64_t pack_key, const float* residual) {
   if (lib == Lib::kOpenBlas) {
     run_blas(p, src, wei, bias, dst, residual);
-    return true;
+    return false;
   }
-  return !run_onednn(p, src, wei, bias, dst, pack_key, residual);  // packing a weight: not a typical call
+  return run_onednn(p, src, wei, bias, dst, pack_key, residual);
 }
 
 }  // namespace
 
-void run_matmul(const MatmulProblem& p, const float* src, const float* wei, const float* bias, float* dst,
+bool run_matmul(const MatmulProblem& p, const float* src, const float* wei, const float* bias, float* dst,
                 uint64_t pack_key, const float* residual) {
-  if (!blas_supports(p)) {
-    run_onednn(p, src, wei, bias, dst, pack_key, residual);
-    return;
-  }
+  if (!blas_supports(p)) return run_onednn(p, src, wei, bias, dst, pack_key, residual);
   const int forced = forced_lib();
-  if (forced >= 0) {
-    run_lib(static_cast<Lib>(forced), p, src, wei, bias, dst, pack_key, residual);
-    return;
-  }
+  if (forced >= 0) return run_lib(static_cast<Lib>(forced), p, src, wei, bias, dst, pack_key, residual);
   const double flops = flops_of(p);
-  if (flops < kMinTunedFlops) {
-    run_onednn(p, src, wei, bias, dst, pack_key, residual);
-    return;
-  }
+  if (flops < kMinTunedFlops) return run_onednn(p, src, wei, bias, dst, pack_key, residual);
   const bool pack = packable(p, pack_key);
   const int threads = omp_get_max_threads();
   const std::string key = problem_key(p, pack) + "|" + std::to_string(threads);
@@ -124,24 +116,21 @@ void run_matmul(const MatmulProblem& p, const float* src, const float* wei, cons
     it = choices.emplace(key, c).first;
   }
   Choice& c = it->second;
-  if (c.decided) {
-    run_lib(c.lib, p, src, wei, bias, dst, pack_key, residual);
-    return;
-  }
+  if (c.decided) return run_lib(c.lib, p, src, wei, bias, dst, pack_key, residual);
   const Lib lib = c.calls % 2 == 0 ? Lib::kOneDnn : Lib::kOpenBlas;
   const auto t0 = std::chrono::steady_clock::now();
-  const bool typical = run_lib(lib, p, src, wei, bias, dst, pack_key, residual);
+  const bool copied = run_lib(lib, p, src, wei, bias, dst, pack_key, residual);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (!typical) return;  // not counted: the next call of the problem runs oneDNN again
+  if (copied) return true;  // not counted: the next call of the problem runs oneDNN again
   if (c.calls >= kWarmCalls) c.best_s[static_cast<int>(lib)] = std::min(c.best_s[static_cast<int>(lib)], s);
   if (++c.calls == kWarmCalls + 2 * kTimedCalls) {
     c.decided = true;
     c.lib = c.best_s[1] * kOpenBlasMargin < c.best_s[0] ? Lib::kOpenBlas : Lib::kOneDnn;
   }
+  return false;
 }
 
 namespace {
-
 
 // gemmChoices() -> [{ shape, packed, library, onednnGflops, openblasGflops, threads }] for every decided problem
 napi_value choices_body(napi_env env, napi_callback_info) {

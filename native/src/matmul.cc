@@ -70,10 +70,8 @@ napi_value matmul_body(napi_env env, napi_callback_info info) {
   p.act = static_cast<Act>(act);
   p.alpha = static_cast<float>(alpha);
   p.residual = residual != nullptr;
-  take_weight_copied();
-  run_matmul(p, a, b, bias, out, static_cast<uint64_t>(pack_key), residual);
   napi_value copied;
-  napi_get_boolean(env, take_weight_copied(), &copied);
+  napi_get_boolean(env, run_matmul(p, a, b, bias, out, static_cast<uint64_t>(pack_key), residual), &copied);
   return copied;
 }
 

@@ -218,8 +218,7 @@ async function useNative(opts: UseBackendOptions): Promise<BackendReport> {
   const os = await import('node:os');
   const cores = os.availableParallelism();
   const threads = opts.threads ?? cores;
-  const { setNativeThreads } = await import('./native/index.js');
-  const { openmpWaits } = await import('./native/addon.js');
+  const { setNativeThreads, openmpWaits } = await import('./native/index.js');
   const info = setNativeThreads(addon, threads);
   await activate('native');
   return {

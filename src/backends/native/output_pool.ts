@@ -124,14 +124,16 @@ export class RecycleTracker {
   }
 
   escaped(dataId: object): void {
-    const a = this.recyclable.get(dataId);
-    if (a === undefined) return;
-    this.recyclable.delete(dataId);
-    this.ownerOf.delete(a.buffer as ArrayBuffer);
+    this.untrack(dataId);
   }
 
   /** The array of a tensor whose data was just freed, when it can be reused. */
   released(dataId: object): Float32Array | undefined {
+    return this.untrack(dataId);
+  }
+
+  /** Stops tracking a tensor's array; returns it if it was recyclable. */
+  private untrack(dataId: object): Float32Array | undefined {
     const a = this.recyclable.get(dataId);
     if (a === undefined) return undefined;
     this.recyclable.delete(dataId);
