@@ -9,6 +9,7 @@
         "src/matmul.cc",
         "src/layer_norm.cc",
         "src/eltwise.cc",
+        "src/gelu_vec.cc",
         "src/softmax.cc",
         "src/attention.cc",
         "src/bench.cc",
@@ -24,6 +25,9 @@
       "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-fopenmp", "-Wall", "-Wextra"],
       "ldflags": ["-fopenmp"],
       "libraries": ["-ldnnl", "-lopenblas"],
+      "conditions": [
+        ["OS=='linux' and target_arch=='x64'", { "libraries": ["-lmvec"] }]
+      ],
       "defines": ["NAPI_VERSION=8"]
     }
   ]

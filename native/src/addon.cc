@@ -55,7 +55,6 @@ napi_value set_threads_body(napi_env env, napi_callback_info info) {
   Args args(env, info, "setThreads", 1);
   const int64_t n = args.int_at(0, "threads", 1);
   omp_set_num_threads(static_cast<int>(n));
-  openblas_set_num_threads(static_cast<int>(n));
   return undefined_value(env);
 }
 
@@ -108,6 +107,9 @@ GUARDED(CacheStatsFn, stats_body)
 GUARDED(ClearCaches, clear_body)
 
 napi_value init(napi_env env, napi_value exports) {
+  // OpenBLAS runs single-threaded inside the OpenMP threads' partition of each product (blas_matmul.cc): its own
+  // pthread pool would compete with OpenMP's for the cores.
+  openblas_set_num_threads(1);
   const napi_property_descriptor props[] = {
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

@@ -2,10 +2,14 @@
 
 #include <cblas.h>
 
+#include <omp.h>
+
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include "args.h"
+#include "gelu_vec.h"
 #include "ops.h"
 
 namespace siglip2 {
@@ -30,13 +34,34 @@ bool layout_of(int64_t rows, int64_t cols, int64_t sr, int64_t sc, Layout* out) 
   return false;
 }
 
-bool layouts(const MatmulProblem& p, Layout* a, Layout* b) {
+/** The problem as OpenBLAS sees it: up to two batch dims (each operand's batch strides, 0 where it broadcasts),
+ * then a row-major or transposed m x k and k x n, and row-major output rows ldc apart. */
+struct Shape {
+  Layout a, b;
+  int64_t m = 0, k = 0, n = 0, ldc = 0;
+  int64_t batch_dims[2] = {1, 1};
+  int64_t a_batch[2] = {0, 0}, b_batch[2] = {0, 0}, c_batch[2] = {0, 0};
+  int64_t batch() const { return batch_dims[0] * batch_dims[1]; }
+};
+
+bool shape_of(const MatmulProblem& p, Shape* s) {
   const size_t r = p.dst_dims.size();
-  if (r < 2 || r > 3 || p.src_dims.size() != r || p.wei_dims.size() != r) return false;
-  if (p.dst_strides != dense_strides(p.dst_dims)) return false;
-  const int64_t m = p.src_dims[r - 2], k = p.src_dims[r - 1], n = p.wei_dims[r - 1];
-  return layout_of(m, k, p.src_strides[r - 2], p.src_strides[r - 1], a) &&
-         layout_of(k, n, p.wei_strides[r - 2], p.wei_strides[r - 1], b);
+  if (r < 2 || r > 4 || p.src_dims.size() != r || p.wei_dims.size() != r) return false;
+  if (p.src_strides.size() != r || p.wei_strides.size() != r || p.dst_strides.size() != r) return false;
+  s->m = p.src_dims[r - 2];
+  s->k = p.src_dims[r - 1];
+  s->n = p.wei_dims[r - 1];
+  if (p.dst_strides[r - 1] != 1 || p.dst_strides[r - 2] < s->n) return false;
+  s->ldc = p.dst_strides[r - 2];
+  for (size_t i = 0; i + 2 < r; i++) {
+    const size_t at = i + 4 - r;  // batch dims fill the last of the two slots
+    s->batch_dims[at] = p.dst_dims[i];
+    s->a_batch[at] = p.src_dims[i] == 1 ? 0 : p.src_strides[i];
+    s->b_batch[at] = p.wei_dims[i] == 1 ? 0 : p.wei_strides[i];
+    s->c_batch[at] = p.dst_strides[i];
+  }
+  return layout_of(s->m, s->k, p.src_strides[r - 2], p.src_strides[r - 1], &s->a) &&
+         layout_of(s->k, s->n, p.wei_strides[r - 2], p.wei_strides[r - 1], &s->b);
 }
 
 void apply_act(Act act, float alpha, float* c, int64_t total) {
@@ -76,47 +101,107 @@ void apply_act(Act act, float alpha, float* c, int64_t total) {
   }
 }
 
+/** One sgemm of the partition: rows [m0, m0 + rows) and columns [n0, n0 + cols) of batch entry b. */
+struct Tile {
+  int64_t b, m0, rows, n0, cols;
+};
+
+/** How a problem is split over the OpenMP threads, each running OpenBLAS on one thread (its own pthread pool
+ * stays asleep, so the two pools never compete for the cores): whole batch entries when there are enough of them,
+ * else column blocks (whole cache lines), else row blocks; small problems run on the calling thread. */
+struct Tiling {
+  int threads = 1;
+  int64_t batch = 1, m = 0, n = 0;
+  int64_t m_blocks = 1, n_blocks = 1, m_step = 0, n_step = 0;
+  int64_t tasks() const { return batch * m_blocks * n_blocks; }
+  Tile tile(int64_t task) const {
+    const int64_t per_batch = m_blocks * n_blocks;
+    const int64_t b = task / per_batch, rest = task % per_batch;
+    const int64_t mi = rest / n_blocks, ni = rest % n_blocks;
+    const int64_t m0 = mi * m_step, n0 = ni * n_step;
+    return {b, m0, std::min(m, m0 + m_step) - m0, n0, std::min(n, n0 + n_step) - n0};
+  }
+};
+
+constexpr double kSerialFlops = 2e6;
+
+Tiling tiling(int64_t batch, int64_t m, int64_t n, int64_t k) {
+  Tiling t;
+  t.batch = batch;
+  t.m = m;
+  t.n = n;
+  t.m_step = m;
+  t.n_step = n;
+  const int max_threads = omp_get_max_threads();
+  const double flops = 2.0 * static_cast<double>(batch) * static_cast<double>(m) * static_cast<double>(n) *
+                       static_cast<double>(k);
+  if (max_threads <= 1 || flops < kSerialFlops) return t;
+  t.threads = max_threads;
+  if (batch >= max_threads) return t;
+  const int64_t parts = (max_threads + batch - 1) / batch;
+  constexpr int64_t kLine = 16;  // floats per 64-byte cache line
+  if (n >= parts * 4 * kLine) {
+    t.n_step = ((n + parts - 1) / parts + kLine - 1) / kLine * kLine;
+    t.n_blocks = (n + t.n_step - 1) / t.n_step;
+  } else {
+    t.m_step = (m + parts - 1) / parts;
+    t.m_blocks = (m + t.m_step - 1) / t.m_step;
+  }
+  return t;
+}
+
 }  // namespace
 
 bool blas_supports(const MatmulProblem& p) {
-  Layout a, b;
-  return layouts(p, &a, &b) && !(p.residual && p.act != Act::kLinear);
+  Shape s;
+  if (!shape_of(p, &s)) return false;
+  // bias, activation and residual are applied over a dense output; the residual only with the linear activation
+  const bool epilogue = p.bias || p.act != Act::kLinear || p.residual;
+  if (epilogue && p.dst_strides != dense_strides(p.dst_dims)) return false;
+  return !(p.residual && p.act != Act::kLinear);
 }
 
 void run_blas(const MatmulProblem& p, const float* src, const float* wei, const float* bias, float* dst,
               const float* residual) {
-  Layout la, lb;
-  if (!layouts(p, &la, &lb)) throw JsError("matmul: layout not supported by OpenBLAS");
-  const size_t r = p.dst_dims.size();
-  const int64_t m = p.src_dims[r - 2], k = p.src_dims[r - 1], n = p.wei_dims[r - 1];
-  const int64_t batch = r == 3 ? p.dst_dims[0] : 1;
-  const int64_t a_step = r == 3 && p.src_dims[0] != 1 ? p.src_strides[0] : 0;
-  const int64_t b_step = r == 3 && p.wei_dims[0] != 1 ? p.wei_strides[0] : 0;
-  const int64_t rows = batch * m;
+  Shape s;
+  if (!blas_supports(p) || !shape_of(p, &s)) throw JsError("matmul: layout not supported by OpenBLAS");
   if (p.residual && residual == nullptr) throw JsError("matmul: residual missing");
   const bool init = bias != nullptr || p.residual;
-  if (init) {
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < rows; i++) {
-      float* c = dst + i * n;
-      if (p.residual) {
-        const float* res = residual + i * n;
-        if (bias != nullptr) {
-          for (int64_t j = 0; j < n; j++) c[j] = res[j] + bias[j];
-        } else {
-          std::memcpy(c, res, static_cast<size_t>(n) * sizeof(float));
+  const Tiling t = tiling(s.batch(), s.m, s.n, s.k);
+  const bool gelu_in_tile = p.act == Act::kGeluTanh && gelu_vec_available();
+#pragma omp parallel num_threads(t.threads) if (t.threads > 1)
+  {
+    const int tid = t.threads > 1 ? omp_get_thread_num() : 0;
+    for (int64_t task = tid; task < t.tasks(); task += t.threads) {
+      const Tile tile = t.tile(task);
+      const int64_t b0 = tile.b / s.batch_dims[1], b1 = tile.b % s.batch_dims[1];
+      const float* a = src + b0 * s.a_batch[0] + b1 * s.a_batch[1] +
+                       tile.m0 * (s.a.trans == CblasNoTrans ? s.a.ld : 1);
+      const float* w = wei + b0 * s.b_batch[0] + b1 * s.b_batch[1] +
+                       tile.n0 * (s.b.trans == CblasNoTrans ? 1 : s.b.ld);
+      float* c = dst + b0 * s.c_batch[0] + b1 * s.c_batch[1] + tile.m0 * s.ldc + tile.n0;
+      if (init) {  // dense output (blas_supports): the residual's element offsets are the output's
+        for (int64_t i = 0; i < tile.rows; i++) {
+          float* row = c + i * s.ldc;
+          const float* res = residual == nullptr ? nullptr : residual + (row - dst);
+          if (res != nullptr && bias != nullptr) {
+            for (int64_t j = 0; j < tile.cols; j++) row[j] = res[j] + bias[tile.n0 + j];
+          } else if (res != nullptr) {
+            std::memcpy(row, res, static_cast<size_t>(tile.cols) * sizeof(float));
+          } else {
+            std::memcpy(row, bias + tile.n0, static_cast<size_t>(tile.cols) * sizeof(float));
+          }
         }
-      } else {
-        std::memcpy(c, bias, static_cast<size_t>(n) * sizeof(float));
+      }
+      cblas_sgemm(CblasRowMajor, s.a.trans, s.b.trans, static_cast<int>(tile.rows), static_cast<int>(tile.cols),
+                  static_cast<int>(s.k), p.scale, a, static_cast<int>(s.a.ld), w, static_cast<int>(s.b.ld),
+                  init ? 1.f : 0.f, c, static_cast<int>(s.ldc));
+      if (gelu_in_tile) {  // while the tile is still in this core's cache
+        for (int64_t i = 0; i < tile.rows; i++) gelu_vec_forward(c + i * s.ldc, c + i * s.ldc, tile.cols);
       }
     }
   }
-  for (int64_t bi = 0; bi < batch; bi++) {
-    cblas_sgemm(CblasRowMajor, la.trans, lb.trans, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k),
-                p.scale, src + bi * a_step, static_cast<int>(la.ld), wei + bi * b_step, static_cast<int>(lb.ld),
-                init ? 1.f : 0.f, dst + bi * m * n, static_cast<int>(n));
-  }
-  apply_act(p.act, p.alpha, dst, rows * n);
+  if (p.act != Act::kLinear && !gelu_in_tile) apply_act(p.act, p.alpha, dst, s.batch() * s.m * s.n);
 }
 
 }  // namespace siglip2

@@ -1,9 +1,13 @@
-// GELU (tanh approximation) forward and backward on oneDNN's vectorised eltwise primitives.
+// GELU (tanh approximation) forward and backward: the libmvec path of gelu_vec.cc over the threads where the CPU
+// has AVX2 + FMA, else oneDNN's eltwise primitives.
+#include <algorithm>
 #include <map>
 #include <sstream>
 
 #include "args.h"
 #include "dnnl_context.h"
+#include "elementwise.h"
+#include "gelu_vec.h"
 #include "kernels.h"
 #include "ops.h"
 
@@ -68,7 +72,27 @@ napi_value gelu_bwd_body(napi_env env, napi_callback_info info) {
 
 }  // namespace
 
+namespace {
+
+/** Runs f(begin, count) over [0, n) in chunks split across the OpenMP threads (one thread below kParallelMin). */
+template <typename F>
+void over_chunks(int64_t n, F f) {
+  constexpr int64_t kChunk = 1 << 14;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+  for (int64_t c = 0; c < chunks; c++) {
+    const int64_t begin = c * kChunk;
+    f(begin, std::min(kChunk, n - begin));
+  }
+}
+
+}  // namespace
+
 void gelu_tanh_forward(const float* x, float* y, int64_t n) {
+  if (gelu_vec_available()) {
+    over_chunks(n, [&](int64_t b, int64_t c) { gelu_vec_forward(x + b, y + b, c); });
+    return;
+  }
   GeluPlans& p = gelu_plans(n);
   auto& eng = cpu_engine();
   memory xm(p.md, eng, const_cast<float*>(x)), ym(p.md, eng, y);
@@ -77,6 +101,10 @@ void gelu_tanh_forward(const float* x, float* y, int64_t n) {
 }
 
 void gelu_tanh_backward(const float* x, const float* dy, float* dx, int64_t n) {
+  if (gelu_vec_available()) {
+    over_chunks(n, [&](int64_t b, int64_t c) { gelu_vec_backward(x + b, dy + b, dx + b, c); });
+    return;
+  }
   GeluPlans& p = gelu_plans(n);
   auto& eng = cpu_engine();
   memory xm(p.md, eng, const_cast<float*>(x)), dym(p.md, eng, const_cast<float*>(dy)), dxm(p.md, eng, dx);

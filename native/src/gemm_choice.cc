@@ -52,16 +52,33 @@ std::unordered_map<std::string, Choice>& choices = *new std::unordered_map<std::
 
 const char* lib_name(Lib l) { return l == Lib::kOpenBlas ? "openblas" : "onednn"; }
 
-/** The library SIGLIP2_NATIVE_GEMM forces (oneDNN when unset), or -1 for auto. */
-int forced_lib() {
+/** SIGLIP2_NATIVE_GEMM: unset (or "default"), onednn, openblas or auto. */
+enum class Policy { kDefault, kOneDnn, kOpenBlas, kAuto };
+
+Policy policy() {
   const char* v = std::getenv("SIGLIP2_NATIVE_GEMM");
-  // Unset: oneDNN. In whole-model runs on the development machine (bench/native_fusion_ab.ts) the measured choice
-  // did not beat oneDNN alone (0.88-1.15x across workloads and runs), so measuring is opt-in.
-  if (v == nullptr || *v == '\0') return static_cast<int>(Lib::kOneDnn);
-  if (std::strcmp(v, "auto") == 0) return -1;
-  if (std::strcmp(v, "onednn") == 0) return static_cast<int>(Lib::kOneDnn);
-  if (std::strcmp(v, "openblas") == 0) return static_cast<int>(Lib::kOpenBlas);
-  throw JsError(std::string("SIGLIP2_NATIVE_GEMM must be onednn, openblas or auto, got '") + v + "'");
+  if (v == nullptr || *v == '\0' || std::strcmp(v, "default") == 0) return Policy::kDefault;
+  if (std::strcmp(v, "auto") == 0) return Policy::kAuto;
+  if (std::strcmp(v, "onednn") == 0) return Policy::kOneDnn;
+  if (std::strcmp(v, "openblas") == 0) return Policy::kOpenBlas;
+  throw JsError(std::string("SIGLIP2_NATIVE_GEMM must be default, onednn, openblas or auto, got '") + v + "'");
+}
+
+/**
+ * The default: OpenBLAS (on one thread per OpenMP thread, blas_matmul.cc) for products of fewer than kSmallRows
+ * output rows, oneDNN for the rest and for the attention's per-head products (rank 4, k = the head size). On the
+ * development machine (AVX2, `npm run bench:gemm`) oneDNN 2.6.3's gemm:jit ran base's one-image fc1 ([196,768] x
+ * [768,3072]) at 66-83 GFLOP/s against 98-157 for the tiled OpenBLAS, while from 1,568 rows up the two were within
+ * noise of each other and whole-model runs of base at 8 images favoured oneDNN (README, native section).
+ */
+constexpr int64_t kSmallRows = 1024;
+
+Lib default_lib(const MatmulProblem& p) {
+  const size_t r = p.dst_dims.size();
+  if (r > 3) return Lib::kOneDnn;
+  int64_t rows = 1;
+  for (size_t i = 0; i + 1 < r; i++) rows *= p.dst_dims[i];
+  return rows < kSmallRows ? Lib::kOpenBlas : Lib::kOneDnn;
 }
 
 double flops_of(const MatmulProblem& p) {
@@ -98,8 +115,16 @@ bool run_lib(Lib lib, const MatmulProblem& p, const float* src, const float* wei
 bool run_matmul(const MatmulProblem& p, const float* src, const float* wei, const float* bias, float* dst,
                 uint64_t pack_key, const float* residual) {
   if (!blas_supports(p)) return run_onednn(p, src, wei, bias, dst, pack_key, residual);
-  const int forced = forced_lib();
-  if (forced >= 0) return run_lib(static_cast<Lib>(forced), p, src, wei, bias, dst, pack_key, residual);
+  switch (policy()) {
+    case Policy::kDefault:
+      return run_lib(default_lib(p), p, src, wei, bias, dst, pack_key, residual);
+    case Policy::kOneDnn:
+      return run_onednn(p, src, wei, bias, dst, pack_key, residual);
+    case Policy::kOpenBlas:
+      return run_lib(Lib::kOpenBlas, p, src, wei, bias, dst, pack_key, residual);
+    case Policy::kAuto:
+      break;
+  }
   const double flops = flops_of(p);
   if (flops < kMinTunedFlops) return run_onednn(p, src, wei, bias, dst, pack_key, residual);
   const bool pack = packable(p, pack_key);

@@ -218,7 +218,7 @@ async function useNative(opts: UseBackendOptions): Promise<BackendReport> {
   const os = await import('node:os');
   const cores = os.availableParallelism();
   const threads = opts.threads ?? cores;
-  const { setNativeThreads, openmpWaits } = await import('./native/index.js');
+  const { setNativeThreads, openmpWaits, gemmPolicy } = await import('./native/index.js');
   const info = setNativeThreads(addon, threads);
   await activate('native');
   return {
@@ -226,7 +226,7 @@ async function useNative(opts: UseBackendOptions): Promise<BackendReport> {
     threads: info.threads,
     reason:
       `native: ${info.library} ${info.version} dispatching ${info.isa}, ${info.threads} thread${info.threads > 1 ? 's' : ''} ` +
-      `(${info.threading}, ${opts.threads === undefined ? `default: ${cores} logical cores` : 'requested'}, idle threads wait: ${openmpWaits()}); ` +
+      `(${info.threading}, ${opts.threads === undefined ? `default: ${cores} logical cores` : 'requested'}, idle threads wait: ${openmpWaits()}, ${gemmPolicy(info.blas)}); ` +
       'the fastest CPU path',
   };
 }

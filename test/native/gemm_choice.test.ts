@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { strict as assert } from 'node:assert';
-import { ACTIVATIONS, NATIVE_GEMM_ENV } from '../../src/backends/native/addon.js';
+import { ACTIVATIONS, gemmPolicy } from '../../src/backends/native/addon.js';
 import type { NativeAddon } from '../../src/backends/native/index.js';
 import { NATIVE_LAYER_OVERRIDES } from '../../src/backends/native/ops.js';
 import { linear, linearWithResidual } from '../../src/layers/kernels/linear.js';
@@ -9,22 +9,9 @@ import {
   type FusedLinearOptions,
   setLayerKernelOverrides,
 } from '../../src/layers/kernels/overrides.js';
-import { assertNativeMatchesCpu, maxDiff, random, requireNative } from './helpers.js';
+import { assertNativeMatchesCpu, maxDiff, random, requireNative, withGemm } from './helpers.js';
 
 const LIBS = ['onednn', 'openblas'] as const;
-
-/** Runs f with SIGLIP2_NATIVE_GEMM set to `lib` (restored after). */
-async function withGemm<T>(lib: string | undefined, f: () => Promise<T> | T): Promise<T> {
-  const before = process.env[NATIVE_GEMM_ENV];
-  if (lib === undefined) delete process.env[NATIVE_GEMM_ENV];
-  else process.env[NATIVE_GEMM_ENV] = lib;
-  try {
-    return await f();
-  } finally {
-    if (before === undefined) delete process.env[NATIVE_GEMM_ENV];
-    else process.env[NATIVE_GEMM_ENV] = before;
-  }
-}
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 const gelu = (x: number) => 0.5 * x * (1 + Math.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x ** 3)));
@@ -89,6 +76,12 @@ describe('native matmul: oneDNN and OpenBLAS paths, the per-problem choice, fuse
           { batchA: 3, batchB: 3, m: 17, k: 5, n: 9 },
           { batchA: 4, batchB: 1, m: 7, k: 13, n: 3 },
           { batchA: 1, batchB: 2, m: 5, k: 3, n: 17 },
+          // large enough to be split over the threads (blas_matmul.cc): by columns (a short last block), by
+          // rows, by batch entries (more entries than threads, one broadcast), a single row by columns
+          { batchA: 1, batchB: 1, m: 37, k: 200, n: 1000 },
+          { batchA: 1, batchB: 1, m: 1001, k: 600, n: 19 },
+          { batchA: 3, batchB: 1, m: 67, k: 129, n: 101 },
+          { batchA: 1, batchB: 1, m: 1, k: 1031, n: 1031 },
         ];
         for (const d of cases) {
           const { batchA, batchB, m, k, n } = d;
@@ -195,6 +188,71 @@ describe('native matmul: oneDNN and OpenBLAS paths, the per-problem choice, fuse
     );
   });
 
+  it('the default runs OpenBLAS below 1,024 output rows, oneDNN from there and for the attention heads', async () => {
+    /** The product on each setting (unset = the default). */
+    const on = async (run: (out: Float32Array) => void, size: number) => {
+      const outs: Record<string, Float32Array> = {};
+      for (const lib of [undefined, 'onednn', 'openblas']) {
+        const out = new Float32Array(size);
+        await withGemm(lib, () => run(out));
+        outs[lib ?? 'default'] = out;
+      }
+      assert.ok(
+        outs.onednn.some((x, i) => x !== outs.openblas[i]),
+        'the libraries agree bit for bit: the case cannot tell them apart',
+      );
+      return outs;
+    };
+    const same = (a: Float32Array, b: Float32Array) => a.every((x, i) => Object.is(x, b[i]));
+    for (const [m, k, n, lib] of [
+      [64, 1031, 96, 'openblas'],
+      [1023, 257, 40, 'openblas'],
+      [1024, 257, 40, 'onednn'],
+    ] as const) {
+      const a = rand(m * k);
+      const b = rand(k * n);
+      const outs = await on(
+        (out) => addon.matmul(a, b, out, 1, 1, m, k, n, false, false, null, 0, 0, 0),
+        m * n,
+      );
+      assert.ok(same(outs.default, outs[lib]), `[${m},${k}]x[${k},${n}] did not run on ${lib}`);
+    }
+    // rows count batch entries too: 2 x 600 rows is over the line
+    const [m, k, n] = [600, 129, 33];
+    const a = rand(2 * m * k);
+    const b = rand(k * n);
+    const batched = await on(
+      (out) => addon.matmul(a, b, out, 2, 1, m, k, n, false, false, null, 0, 0, 0),
+      2 * m * n,
+    );
+    assert.ok(
+      same(batched.default, batched.onednn),
+      'a batch of 2 x 600 rows did not run on oneDNN',
+    );
+    // the attention's per-head products (rank 4) run on oneDNN; forced onto OpenBLAS they agree within rounding
+    const [B, N, H, d] = [2, 40, 3, 72];
+    const q = rand(B * N * H * d);
+    const kk = rand(B * N * H * d);
+    const v = rand(B * N * H * d);
+    const att = await on(
+      (out) => addon.attention(q, kk, v, null, out, B, N, N, H, d, 0.125),
+      B * N * H * d,
+    );
+    assert.ok(same(att.default, att.onednn), 'the attention did not run on oneDNN');
+    assertClose('attention on OpenBLAS', att.openblas, att.onednn, 1e-5);
+  });
+
+  it('the reason line names the GEMM policy in force', () => {
+    const blas = 'OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH';
+    const env = (v: string) => ({ SIGLIP2_NATIVE_GEMM: v });
+    assert.equal(gemmPolicy(blas, {}), 'GEMMs: OpenBLAS 0.3.21 under 1,024 rows, oneDNN above');
+    assert.equal(gemmPolicy(blas, env('default')), gemmPolicy(blas, {}));
+    assert.equal(gemmPolicy(blas, env('onednn')), 'GEMMs: oneDNN (SIGLIP2_NATIVE_GEMM=onednn)');
+    assert.match(gemmPolicy(blas, env('openblas')), /OpenBLAS 0\.3\.21 where it can/);
+    assert.match(gemmPolicy(blas, env('auto')), /measured per problem/);
+    assert.match(gemmPolicy(blas, env('mkl')), /SIGLIP2_NATIVE_GEMM=mkl is not one of/);
+  });
+
   it('auto times the first calls of a problem on both libraries, then keeps the faster; a bad override is a clear error', async () => {
     addon.clearGemmChoices();
     const [m, k, n] = [196, 768, 384];
@@ -227,7 +285,7 @@ describe('native matmul: oneDNN and OpenBLAS paths, the per-problem choice, fuse
     await withGemm('mkl', () =>
       assert.throws(
         () => addon.matmul(a, b, out, 1, 1, m, k, n, false, false, null, 0, 0, 0),
-        /SIGLIP2_NATIVE_GEMM must be onednn, openblas or auto, got 'mkl'/,
+        /SIGLIP2_NATIVE_GEMM must be default, onednn, openblas or auto, got 'mkl'/,
       ),
     );
     assert.throws(

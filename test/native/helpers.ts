@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { NATIVE_GEMM_ENV } from '../../src/backends/native/addon.js';
 import { type NativeAddon, registerNativeBackend } from '../../src/backends/native/index.js';
 import { skipUnavailable } from '../helpers/require_backend.js';
 
@@ -64,5 +65,21 @@ export async function assertNativeMatchesCpu(
         `${label} output ${i}: max abs diff ${diff} over max |cpu| ${scale} (rtol ${rtol})`,
       );
     }
+  }
+}
+
+/**
+ * Runs f with SIGLIP2_NATIVE_GEMM set to `lib` (unset for undefined), restored after. The addon reads it at every
+ * matmul.
+ */
+export async function withGemm<T>(lib: string | undefined, f: () => Promise<T> | T): Promise<T> {
+  const before = process.env[NATIVE_GEMM_ENV];
+  if (lib === undefined) delete process.env[NATIVE_GEMM_ENV];
+  else process.env[NATIVE_GEMM_ENV] = lib;
+  try {
+    return await f();
+  } finally {
+    if (before === undefined) delete process.env[NATIVE_GEMM_ENV];
+    else process.env[NATIVE_GEMM_ENV] = before;
   }
 }

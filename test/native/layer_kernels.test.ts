@@ -3,7 +3,7 @@ import { strict as assert } from 'node:assert';
 import { geluTanh } from '../../src/layers/kernels/activations.js';
 import { scaledDotProductAttention } from '../../src/layers/kernels/attention.js';
 import { layerNorm } from '../../src/layers/kernels/layer_norm.js';
-import { assertNativeMatchesCpu, random, requireNative } from './helpers.js';
+import { assertNativeMatchesCpu, random, requireNative, withGemm } from './helpers.js';
 
 // The layer arithmetic of src/layers/kernels on native (C++ ops with C++ gradients) against the same functions on
 // cpu (TF.js ops, the version checked against the Hugging Face fixtures).
@@ -71,8 +71,8 @@ describe('native backend: LayerNorm, GELU-tanh, softmax, attention and their gra
     }
   });
 
-  it('GELU-tanh and its gradient', async () => {
-    for (const shape of [[1], [3, 17], [2, 5, 1031]]) {
+  it('GELU-tanh and its gradient (split over threads past 32,768 elements)', async () => {
+    for (const shape of [[1], [3, 17], [2, 5, 1031], [3, 16411]]) {
       const x = rand(shape.reduce((a, b) => a * b, 1));
       const dy = rand(x.length);
       await assertNativeMatchesCpu(`gelu [${shape}]`, () => {
@@ -82,43 +82,80 @@ describe('native backend: LayerNorm, GELU-tanh, softmax, attention and their gra
     }
   });
 
-  it('attention over every head, with and without a padding mask, Nq != Nk, and its gradients', async () => {
-    const cases = [
-      { b: 1, nq: 1, nk: 1, heads: 1, d: 1, mask: false },
-      { b: 2, nq: 5, nk: 5, heads: 3, d: 4, mask: true },
-      { b: 3, nq: 1, nk: 17, heads: 2, d: 8, mask: true }, // the pooling head's shape: one query
-      { b: 2, nq: 17, nk: 9, heads: 4, d: 6, mask: false },
-      { b: 2, nq: 33, nk: 33, heads: 2, d: 72, mask: true },
-    ];
-    for (const c of cases) {
-      const dim = c.heads * c.d;
-      const q = rand(c.b * c.nq * dim);
-      const k = rand(c.b * c.nk * dim);
-      const v = rand(c.b * c.nk * dim);
-      const dy = rand(c.b * c.nq * dim);
-      // the first image keeps all keys, the others lose their last third (at least one key stays)
-      const mask = new Float32Array(c.b * c.nk).fill(1);
-      for (let i = 1; i < c.b; i++) {
-        for (let j = Math.max(1, c.nk - Math.floor(c.nk / 3)); j < c.nk; j++)
-          mask[i * c.nk + j] = 0;
-      }
-      await assertNativeMatchesCpu(
-        `attention ${JSON.stringify(c)}`,
-        () => {
-          const m = c.mask ? tf.tensor(mask, [c.b, c.nk]) : undefined;
-          const f = (qq: tf.Tensor, kk: tf.Tensor, vv: tf.Tensor) =>
-            scaledDotProductAttention(qq.mul(2), kk, vv, c.heads, m);
-          const qt = tf.tensor(q, [c.b, c.nq, dim]);
-          const kt = tf.tensor(k, [c.b, c.nk, dim]);
-          const vt = tf.tensor(v, [c.b, c.nk, dim]);
-          const y = f(qt, kt, vt);
-          const grads = tf.grads(f)([qt, kt, vt], tf.tensor(dy, [c.b, c.nq, dim]));
-          return [y, ...grads];
-        },
-        1e-4,
+  it('GELU-tanh at its tails: 0 far left, x far right, NaN stays NaN, finite gradients', async () => {
+    const x = [-1e30, -200, -88, -20, -9, -1e-30, 0, 1e-30, 9, 20, 88, 200, 1e30, Number.NaN];
+    // 9 values ahead of 8: both the vector loop and the scalar tail meet each
+    const xs = Float32Array.from([...x, ...x]);
+    const dy = Float32Array.from(xs, (_, i) => 1 + i / 10);
+    await tf.setBackend('native');
+    const [y, dx] = tf.tidy(() => {
+      const t = tf.tensor(xs);
+      return [geluTanh(t), tf.grad((u: tf.Tensor) => geluTanh(u))(t, tf.tensor(dy))].map((r) =>
+        Array.from(r.dataSync()),
       );
-    }
+    });
+    xs.forEach((v, i) => {
+      if (Number.isNaN(v)) {
+        assert.ok(Number.isNaN(y[i]) && Number.isNaN(dx[i]), `gelu(NaN) gave ${y[i]}, ${dx[i]}`);
+      } else if (v <= -20) {
+        assert.ok(y[i] === 0 && dx[i] === 0, `gelu(${v}) = ${y[i]}, grad ${dx[i]}: want 0`);
+      } else if (v >= 20) {
+        assert.equal(y[i], Math.fround(v), `gelu(${v})`);
+        assert.ok(
+          Math.abs(dx[i] - dy[i]) <= 1e-6 * dy[i],
+          `gelu'(${v}) dy = ${dx[i]}, want ${dy[i]}`,
+        );
+      } else {
+        const want = 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3)));
+        assert.ok(
+          Math.abs(y[i] - want) <= 1e-6 * Math.max(1, Math.abs(want)),
+          `gelu(${v}) = ${y[i]}, want ${want}`,
+        );
+      }
+    });
   });
+
+  for (const gemm of [undefined, 'openblas'] as const) {
+    it(`attention over every head, with and without a padding mask, Nq != Nk, and its gradients (${gemm ?? 'default'} GEMMs)`, async () => {
+      await withGemm(gemm, async () => {
+        const cases = [
+          { b: 1, nq: 1, nk: 1, heads: 1, d: 1, mask: false },
+          { b: 2, nq: 5, nk: 5, heads: 3, d: 4, mask: true },
+          { b: 3, nq: 1, nk: 17, heads: 2, d: 8, mask: true }, // the pooling head's shape: one query
+          { b: 2, nq: 17, nk: 9, heads: 4, d: 6, mask: false },
+          { b: 2, nq: 33, nk: 33, heads: 2, d: 72, mask: true },
+        ];
+        for (const c of cases) {
+          const dim = c.heads * c.d;
+          const q = rand(c.b * c.nq * dim);
+          const k = rand(c.b * c.nk * dim);
+          const v = rand(c.b * c.nk * dim);
+          const dy = rand(c.b * c.nq * dim);
+          // the first image keeps all keys, the others lose their last third (at least one key stays)
+          const mask = new Float32Array(c.b * c.nk).fill(1);
+          for (let i = 1; i < c.b; i++) {
+            for (let j = Math.max(1, c.nk - Math.floor(c.nk / 3)); j < c.nk; j++)
+              mask[i * c.nk + j] = 0;
+          }
+          await assertNativeMatchesCpu(
+            `attention ${JSON.stringify(c)}`,
+            () => {
+              const m = c.mask ? tf.tensor(mask, [c.b, c.nk]) : undefined;
+              const f = (qq: tf.Tensor, kk: tf.Tensor, vv: tf.Tensor) =>
+                scaledDotProductAttention(qq.mul(2), kk, vv, c.heads, m);
+              const qt = tf.tensor(q, [c.b, c.nq, dim]);
+              const kt = tf.tensor(k, [c.b, c.nk, dim]);
+              const vt = tf.tensor(v, [c.b, c.nk, dim]);
+              const y = f(qt, kt, vt);
+              const grads = tf.grads(f)([qt, kt, vt], tf.tensor(dy, [c.b, c.nq, dim]));
+              return [y, ...grads];
+            },
+            1e-4,
+          );
+        }
+      });
+    });
+  }
 
   it('a masked key gets no weight and no gradient', async () => {
     await tf.setBackend('native');

@@ -33,8 +33,24 @@ export interface NativeInfo {
   blas: string;
 }
 
-/** The native matmul's GEMM library: onednn (the default), openblas, or auto (measured per problem, gemm_choice.cc). */
+/**
+ * The native matmul's GEMM library: unset (or `default`: OpenBLAS for products under 1,024 output rows, oneDNN for
+ * the rest and the attention's heads), `onednn`, `openblas` (wherever it can run the product), or `auto`
+ * (measured per problem). native/src/gemm_choice.cc.
+ */
 export const NATIVE_GEMM_ENV = 'SIGLIP2_NATIVE_GEMM';
+
+/** Which library runs the native matmuls under SIGLIP2_NATIVE_GEMM, for the backend's reason line. */
+export function gemmPolicy(blas: string, env: NodeJS.ProcessEnv = process.env): string {
+  const openblas = blas.split(' ').slice(0, 2).join(' ');
+  const v = env[NATIVE_GEMM_ENV];
+  if (v === undefined || v === '' || v === 'default')
+    return `GEMMs: ${openblas} under 1,024 rows, oneDNN above`;
+  if (v === 'onednn') return `GEMMs: oneDNN (${NATIVE_GEMM_ENV}=onednn)`;
+  if (v === 'openblas') return `GEMMs: ${openblas} where it can (${NATIVE_GEMM_ENV}=openblas)`;
+  if (v === 'auto') return `GEMMs: measured per problem (${NATIVE_GEMM_ENV}=auto)`;
+  return `GEMMs: ${NATIVE_GEMM_ENV}=${v} is not one of default, onednn, openblas, auto`;
+}
 
 /** One measured matmul problem and the library that runs it. */
 export interface GemmChoice {
@@ -180,8 +196,11 @@ export interface NativeAddon {
     bc2: number,
     decay: number,
   ): void;
-  /** Best seconds of one [m,k]x[k,n] product: library 0 oneDNN, 1 oneDNN with packed weights, 2 OpenBLAS. */
-  benchSgemm(m: number, k: number, n: number, library: 0 | 1 | 2, reps: number): number;
+  /**
+   * Best seconds of one [m,k]x[k,n] product: library 0 oneDNN, 1 oneDNN with packed weights, 2 OpenBLAS on its own
+   * threads, 3 OpenBLAS on one thread per OpenMP thread over a split of the product (how the backend runs it).
+   */
+  benchSgemm(m: number, k: number, n: number, library: 0 | 1 | 2 | 3, reps: number): number;
   /**
    * Maps byte ranges of files, concatenated, as one private copy-on-write region (native/src/mmap.cc), unmapped
    * when the returned ArrayBuffer is garbage-collected. Every range after the first must start on a page boundary.

@@ -9,7 +9,13 @@ import { NativeBackend } from './backend.js';
 import { NATIVE, registerNativeKernels } from './kernels.js';
 import { NATIVE_LAYER_OVERRIDES } from './ops.js';
 
-export { NATIVE_ADDON_ENV, NATIVE_BUILD_HINT, nativeAddonPath, openmpWaits } from './addon.js';
+export {
+  NATIVE_ADDON_ENV,
+  NATIVE_BUILD_HINT,
+  gemmPolicy,
+  nativeAddonPath,
+  openmpWaits,
+} from './addon.js';
 export type { NativeAddon, NativeInfo } from './addon.js';
 export { NativeBackend } from './backend.js';
 export { NATIVE_KERNELS } from './kernels.js';

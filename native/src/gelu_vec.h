@@ -1,0 +1,15 @@
+// GELU (tanh approximation) on one thread over a contiguous run, vectorised with glibc's libmvec expf where the
+// CPU has AVX2 + FMA (gelu_vec.cc). Callers split the work over threads themselves.
+#pragma once
+#include <cstdint>
+
+namespace siglip2 {
+
+/** Whether the vectorised path runs here (x86-64 Linux, AVX2 + FMA); otherwise the callers use oneDNN's. */
+bool gelu_vec_available();
+/** y = gelu_tanh(x); y may alias x. */
+void gelu_vec_forward(const float* x, float* y, int64_t n);
+/** dx = gelu_tanh'(x) dy; dx may alias dy. */
+void gelu_vec_backward(const float* x, const float* dy, float* dx, int64_t n);
+
+}  // namespace siglip2
