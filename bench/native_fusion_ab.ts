@@ -1,9 +1,11 @@
 /**
- * The native backend's inference fusions and per-problem GEMM choice against the path without them, in one
- * process with the variants interleaved run by run (on a shared machine that cancels more noise than separate
- * processes): oneDNN only and unfused, fused, GEMM choice, both. Random weights.
+ * The native backend's inference fusions and GEMM library settings against each other, in one process with the
+ * variants interleaved run by run (on a shared machine that cancels more noise than separate processes). Random
+ * weights. By default: oneDNN only and unfused, fused, the measured choice (`auto`), both. With `--gemm a,b,...`
+ * the variants are those SIGLIP2_NATIVE_GEMM settings (default, onednn, openblas, auto), all fused.
  *
  *   node dist/bench/native_fusion_ab.js [--model base|so400m] [--tower vision|text] [--batch 1] [--rounds 6]
+ *                                       [--gemm default,onednn]
  */
 import * as tf from '@tensorflow/tfjs';
 import { loadavg } from 'node:os';
@@ -21,7 +23,7 @@ function arg(name: string, fallback: string): string {
   return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
 }
 
-const VARIANTS: Record<string, { gemm: string; fused: boolean }> = {
+const FUSION_VARIANTS: Record<string, { gemm: string; fused: boolean }> = {
   'oneDNN only, unfused': { gemm: 'onednn', fused: false },
   'oneDNN only, fused': { gemm: 'onednn', fused: true },
   'GEMM choice, unfused': { gemm: 'auto', fused: false },
@@ -35,6 +37,13 @@ async function main(): Promise<void> {
   const tower = arg('tower', 'vision') as 'vision' | 'text';
   const batch = Number(arg('batch', '1'));
   const rounds = Number(arg('rounds', '6'));
+  const gemms = arg('gemm', '');
+  const VARIANTS =
+    gemms === ''
+      ? FUSION_VARIANTS
+      : Object.fromEntries(
+          gemms.split(',').map((g) => [`${g}, fused`, { gemm: g, fused: true }] as const),
+        );
   if (tower !== 'vision' && tower !== 'text')
     throw new Error(`--tower ${tower}: expected vision or text`);
   const report = await useBackend('native');
@@ -82,13 +91,16 @@ async function main(): Promise<void> {
       (times[name] ??= []).push((performance.now() - t0) / 1000);
     }
   }
-  use(VARIANTS['GEMM choice, fused']);
-  const ref = median(times['oneDNN only, unfused']);
+  delete process.env[NATIVE_GEMM_ENV];
+  setLayerKernelOverrides('native', NATIVE_LAYER_OVERRIDES);
+  const names = Object.keys(VARIANTS);
+  const refName = names[0];
+  const ref = median(times[refName]);
   console.log(
     `${dir} ${tower} tower, batch ${batch}, ${rounds} interleaved rounds; ${report.reason}`,
   );
   console.log(`load average at end: ${loadavg()[0].toFixed(1)}`);
-  console.log('| variant | median s | min s | speed-up over oneDNN only, unfused |');
+  console.log(`| variant | median s | min s | speed-up over ${refName} |`);
   console.log('|---|---|---|---|');
   for (const [name, t] of Object.entries(times)) {
     console.log(

@@ -9,7 +9,7 @@
         "src/matmul.cc",
         "src/layer_norm.cc",
         "src/eltwise.cc",
-        "src/gelu_vec.cc",
+        "src/vec_math.cc",
         "src/softmax.cc",
         "src/attention.cc",
         "src/bench.cc",

@@ -1,6 +1,10 @@
 // The attention of one layer over every head at once: softmax(q k^T * scale + mask) v and its backward pass.
 // q [B, Nq, H*d], k and v [B, Nk, H*d] are read in place (heads by strides, no transposes); the output is written
-// as [B, Nq, H*d]. The products are oneDNN matmuls over [B, H] batches, the softmax oneDNN's, threads throughout.
+// as [B, Nq, H*d]. Forward: each (image, head) on one thread from scores to output (OpenBLAS products, the softmax
+// rows of vec_math.cc), its probabilities in that thread's cache. Without AVX2 + FMA, under
+// SIGLIP2_NATIVE_GEMM=onednn and in the backward pass, the products are matmuls over [B, H] batches
+// (gemm_choice.cc) and the softmax oneDNN's, threads throughout.
+#include <cblas.h>
 #include <omp.h>
 
 #include <sstream>
@@ -10,6 +14,7 @@
 #include "dnnl_context.h"
 #include "kernels.h"
 #include "ops.h"
+#include "vec_math.h"
 
 namespace siglip2 {
 
@@ -58,6 +63,47 @@ void attention_probs(const Dims& s, const float* q, const float* k, const float*
   softmax_forward(probs, probs, s.b * s.h * s.nq, s.nk);
 }
 
+/** Largest Nq x Nk one thread holds for the per-head forward (64 MiB); larger runs the batched path. */
+constexpr int64_t kPerHeadMaxFloats = int64_t{16} << 20;
+
+/**
+ * out = softmax(q k^T * scale + mask) v with each (image, head) pair on one thread: its scores, softmax rows and
+ * product with v stay in that core's cache, in one parallel region for the layer (the batched path runs three,
+ * the probabilities of every head going through memory between them).
+ */
+void attention_per_head(const Dims& s, const float* q, const float* k, const float* v, const float* mask,
+                        float scale, float* out) {
+  const int64_t dim = s.dim();
+  const int64_t tasks = s.b * s.h;
+#pragma omp parallel
+  {
+    static thread_local std::vector<float> scores;
+    if (scores.size() < static_cast<size_t>(s.nq * s.nk)) scores.resize(static_cast<size_t>(s.nq * s.nk));
+    float* p = scores.data();
+#pragma omp for schedule(static)
+    for (int64_t t = 0; t < tasks; t++) {
+      const int64_t b = t / s.h, h = t % s.h;
+      const float* qh = q + b * s.nq * dim + h * s.d;
+      const float* kh = k + b * s.nk * dim + h * s.d;
+      const float* vh = v + b * s.nk * dim + h * s.d;
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(s.nq), static_cast<int>(s.nk),
+                  static_cast<int>(s.d), scale, qh, static_cast<int>(dim), kh, static_cast<int>(dim), 0.f, p,
+                  static_cast<int>(s.nk));
+      const float* m = mask == nullptr ? nullptr : mask + b * s.nk;
+      for (int64_t i = 0; i < s.nq; i++) {
+        float* row = p + i * s.nk;
+        if (m != nullptr) {
+          for (int64_t j = 0; j < s.nk; j++) row[j] += m[j];
+        }
+        softmax_vec_row(row, s.nk);
+      }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(s.nq), static_cast<int>(s.d),
+                  static_cast<int>(s.nk), 1.f, p, static_cast<int>(s.nk), vh, static_cast<int>(dim), 0.f,
+                  out + b * s.nq * dim + h * s.d, static_cast<int>(dim));
+    }
+  }
+}
+
 /**
  * Scratch for the [B, H, Nq, Nk] probabilities, kept between calls (up to kKeepBytes) so that each layer does not
  * zero and fault in fresh pages: so400m's 16 heads x 256 x 256 are 4 MiB per image. Every element is written before
@@ -100,6 +146,10 @@ napi_value attention_body(napi_env env, napi_callback_info info) {
   const float* v = args.f32_at(2, "v", s.b * s.nk * s.dim());
   const float* mask = args.f32_opt(3, "mask", s.b * s.nk);
   float* out = args.f32_at(4, "out", s.b * s.nq * s.dim());
+  if (gelu_vec_available() && s.nq * s.nk <= kPerHeadMaxFloats && openblas_allowed()) {
+    attention_per_head(s, q, k, v, mask, scale, out);
+    return undefined_value(env);
+  }
   TrimOnExit trim;
   float* probs = scratch(probs_scratch, static_cast<size_t>(s.b * s.h * s.nq * s.nk));
   attention_probs(s, q, k, mask, scale, probs);

@@ -9,7 +9,7 @@
 #include <cstring>
 
 #include "args.h"
-#include "gelu_vec.h"
+#include "vec_math.h"
 #include "ops.h"
 
 namespace siglip2 {

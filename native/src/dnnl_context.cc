@@ -6,7 +6,7 @@
 #include <unordered_map>
 
 #include "args.h"
-#include "gelu_vec.h"
+#include "vec_math.h"
 #include "ops.h"
 
 namespace siglip2 {
@@ -154,7 +154,7 @@ std::string problem_key(const MatmulProblem& p, bool pack) { return key_of(p, pa
 
 bool run_onednn(const MatmulProblem& p_in, const float* src, const float* wei, const float* bias, float* dst,
                 uint64_t pack_key, const float* residual) {
-  // oneDNN's GELU-tanh post-op (table gathers on AVX2) is about 4x slower than gelu_vec.cc's: run the product
+  // oneDNN's GELU-tanh post-op (table gathers on AVX2) is about 4x slower than vec_math.cc's: run the product
   // without it and apply ours over the output.
   const bool gelu_after = p_in.act == Act::kGeluTanh && gelu_vec_available() &&
                           p_in.dst_strides == dense_strides(p_in.dst_dims);

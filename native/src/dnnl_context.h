@@ -41,6 +41,10 @@ struct MatmulProblem {
 bool run_matmul(const MatmulProblem& p, const float* src, const float* wei, const float* bias, float* dst,
                 uint64_t pack_key = 0, const float* residual = nullptr);
 
+/** False when SIGLIP2_NATIVE_GEMM=onednn keeps every product on oneDNN (kernels with their own OpenBLAS path, the
+ * attention's per-head forward, then take their oneDNN one). */
+bool openblas_allowed();
+
 /** run_matmul on oneDNN, always. */
 bool run_onednn(const MatmulProblem& p, const float* src, const float* wei, const float* bias, float* dst,
                 uint64_t pack_key = 0, const float* residual = nullptr);

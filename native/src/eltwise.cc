@@ -1,4 +1,4 @@
-// GELU (tanh approximation) forward and backward: the libmvec path of gelu_vec.cc over the threads where the CPU
+// GELU (tanh approximation) forward and backward: the libmvec path of vec_math.cc over the threads where the CPU
 // has AVX2 + FMA, else oneDNN's eltwise primitives.
 #include <algorithm>
 #include <map>
@@ -7,7 +7,7 @@
 #include "args.h"
 #include "dnnl_context.h"
 #include "elementwise.h"
-#include "gelu_vec.h"
+#include "vec_math.h"
 #include "kernels.h"
 #include "ops.h"
 

@@ -112,6 +112,8 @@ bool run_lib(Lib lib, const MatmulProblem& p, const float* src, const float* wei
 
 }  // namespace
 
+bool openblas_allowed() { return policy() != Policy::kOneDnn; }
+
 bool run_matmul(const MatmulProblem& p, const float* src, const float* wei, const float* bias, float* dst,
                 uint64_t pack_key, const float* residual) {
   if (!blas_supports(p)) return run_onednn(p, src, wei, bias, dst, pack_key, residual);

@@ -1,12 +1,14 @@
-// GELU (tanh approximation) on 8 floats at a time, with glibc's vector expf (libmvec, AVX2 variant).
+// GELU (tanh approximation) and softmax rows on 8 floats at a time, with glibc's vector expf (libmvec, AVX2
+// variant).
 //
 // gelu(x) = 0.5 x (1 + tanh(u)) with u = sqrt(2 / pi) (x + 0.044715 x^3), which equals x * sigmoid(2u) =
 // x / (1 + exp(-2u)): one exp and one division per element, exact at both tails (exp overflowing to inf gives
 // -0 for very negative x, exp(-2u) -> 0 gives x). oneDNN 2.6.3's AVX2 gelu_tanh builds tanh from table lookups
 // (gathers), which ran at 0.16 G elements/s per thread on the development machine (Zen 3); this runs about 5x
 // that (README, native section).
-#include "gelu_vec.h"
+#include "vec_math.h"
 
+#include <algorithm>
 #include <cmath>
 
 #if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__)
@@ -77,9 +79,54 @@ __attribute__((target("avx2,fma"))) void backward_avx2(const float* x, const flo
   for (; i < n; i++) dx[i] = gelu_grad_one(x[i]) * dy[i];
 }
 
+__attribute__((target("avx2,fma"))) void softmax_avx2(float* x, int64_t n) {
+  int64_t i = 0;
+  __m256 vmax = _mm256_set1_ps(-INFINITY);
+  for (; i + 8 <= n; i += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(x + i));
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, vmax);
+  float mx = *std::max_element(lanes, lanes + 8);
+  for (; i < n; i++) mx = std::max(mx, x[i]);
+  const __m256 vmx = _mm256_set1_ps(mx);
+  __m256 vsum = _mm256_setzero_ps();
+  for (i = 0; i + 8 <= n; i += 8) {
+    const __m256 e = _ZGVdN8v_expf(_mm256_sub_ps(_mm256_loadu_ps(x + i), vmx));
+    _mm256_storeu_ps(x + i, e);
+    vsum = _mm256_add_ps(vsum, e);
+  }
+  _mm256_store_ps(lanes, vsum);
+  float sum = 0.f;
+  for (float l : lanes) sum += l;
+  for (; i < n; i++) {
+    x[i] = std::exp(x[i] - mx);
+    sum += x[i];
+  }
+  const __m256 inv = _mm256_set1_ps(1.f / sum);
+  for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
+  for (; i < n; i++) x[i] *= 1.f / sum;
+}
+
 #endif
 
+void softmax_one(float* x, int64_t n) {
+  float mx = -INFINITY;
+  for (int64_t i = 0; i < n; i++) mx = std::max(mx, x[i]);
+  float sum = 0.f;
+  for (int64_t i = 0; i < n; i++) {
+    x[i] = std::exp(x[i] - mx);
+    sum += x[i];
+  }
+  for (int64_t i = 0; i < n; i++) x[i] *= 1.f / sum;
+}
+
 }  // namespace
+
+void softmax_vec_row(float* x, int64_t n) {
+#ifdef SIGLIP2_GELU_VEC
+  if (gelu_vec_available()) return softmax_avx2(x, n);
+#endif
+  softmax_one(x, n);
+}
 
 bool gelu_vec_available() {
 #ifdef SIGLIP2_GELU_VEC
