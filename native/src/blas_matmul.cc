@@ -171,8 +171,9 @@ void run_blas(const MatmulProblem& p, const float* src, const float* wei, const 
   const bool gelu_in_tile = p.act == Act::kGeluTanh && gelu_vec_available();
 #pragma omp parallel num_threads(t.threads) if (t.threads > 1)
   {
-    const int tid = t.threads > 1 ? omp_get_thread_num() : 0;
-    for (int64_t task = tid; task < t.tasks(); task += t.threads) {
+    // the team may be smaller than asked (OMP_DYNAMIC, thread limits): stride by the team actually running
+    const int tid = omp_get_thread_num(), team = omp_get_num_threads();
+    for (int64_t task = tid; task < t.tasks(); task += team) {
       const Tile tile = t.tile(task);
       const int64_t b0 = tile.b / s.batch_dims[1], b1 = tile.b % s.batch_dims[1];
       const float* a = src + b0 * s.a_batch[0] + b1 * s.a_batch[1] +

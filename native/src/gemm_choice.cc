@@ -1,13 +1,13 @@
-// Which GEMM library runs each matmul problem: oneDNN by default, OpenBLAS cblas_sgemm when SIGLIP2_NATIVE_GEMM
-// is openblas, and under SIGLIP2_NATIVE_GEMM=auto whichever measures faster per problem. oneDNN 2.6.3 on AVX2
-// (gemm:jit) and OpenBLAS 0.3.21 are each faster on some of the model's shapes in isolation (README, native
-// section). Under auto each distinct problem (shapes, strides, transposes, batch, fused ops, packing, threads) is
-// measured on the calls that need it anyway: kWarmCalls calls warm both libraries up (oneDNN creates its
-// primitive and packs the weights, OpenBLAS wakes its threads), the next 2 * kTimedCalls alternate and are timed,
-// and from then on OpenBLAS runs it if its best time is kOpenBlasMargin times shorter than oneDNN's. No call is
-// repeated for the measurement; a model's layers share their shapes, so the choice is made within the first
-// forward passes. Problems OpenBLAS cannot express (rank 4: the attention's heads; strided dst) and small ones
-// (under kMinTunedFlops, where timing is noise) always run on oneDNN.
+// Which GEMM library runs each matmul problem (SIGLIP2_NATIVE_GEMM): by default OpenBLAS cblas_sgemm (run in
+// OpenMP tiles, blas_matmul.cc) for products under kSmallRows output rows and oneDNN for the rest and for rank 4;
+// `onednn` or `openblas` forces one; `auto` measures per problem. oneDNN 2.6.3 on AVX2 (gemm:jit) and OpenBLAS
+// 0.3.21 are each faster on some of the model's shapes (README, native section). Under auto each distinct problem
+// (shapes, strides, transposes, batch, fused ops, packing, threads) is measured on the calls that need it anyway:
+// kWarmCalls calls warm both libraries up (oneDNN creates its primitive and packs the weights), the next
+// 2 * kTimedCalls alternate and are timed, and from then on OpenBLAS runs it if its best time is kOpenBlasMargin
+// times shorter than oneDNN's. No call is repeated for the measurement; a model's layers share their shapes, so the
+// choice is made within the first forward passes. Problems OpenBLAS cannot express (a dense epilogue on a strided
+// output) and small ones (under kMinTunedFlops, where timing is noise) run on oneDNN.
 #include <omp.h>
 
 #include <chrono>
