@@ -28,8 +28,18 @@ function fixedLogitsLoss(embeds: tf.Tensor, other: tf.Tensor): tf.Scalar {
   return sigmoidLoss(tf.matMul(other, a, false, true).mul(10).sub(10));
 }
 
+const USAGE =
+  'usage: node dist/bench/train.js <config-folder> <mode> [--batch 8] [--backend wasm|native] [--threads N] ' +
+  '[--steps 2] [--no-checkpointing] [--profile] [--layers N]; modes: full, full-frozen-tokens, vision-lora, ' +
+  'text-lora, vision';
+
 async function main(): Promise<void> {
+  if (process.argv.includes('--help') || process.argv.includes('-h')) {
+    console.log(USAGE);
+    return;
+  }
   const [dir, mode = 'full'] = process.argv.slice(2);
+  if (dir === undefined || dir.startsWith('--')) throw new Error(USAGE);
   const arg = (n: string, d: string) => {
     const i = process.argv.indexOf(n);
     return i >= 0 ? process.argv[i + 1] : d;
@@ -162,5 +172,12 @@ async function main(): Promise<void> {
   );
 }
 
-await main();
-process.exit(0); // Dawn (webgpu in Node) keeps the event loop alive
+// exit(0): Dawn (webgpu in Node) keeps the event loop alive. An error is printed here: uncaught, it would go through
+// the wasm module's exception handler, which prints its whole minified source line.
+main().then(
+  () => process.exit(0),
+  (e: unknown) => {
+    console.error(e instanceof Error ? `${e.name}: ${e.message}` : e);
+    process.exit(1);
+  },
+);
