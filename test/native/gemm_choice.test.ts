@@ -1,5 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { strict as assert } from 'node:assert';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { ACTIVATIONS, gemmPolicy } from '../../src/backends/native/addon.js';
 import type { NativeAddon } from '../../src/backends/native/index.js';
 import { NATIVE_LAYER_OVERRIDES } from '../../src/backends/native/ops.js';
@@ -9,6 +11,7 @@ import {
   type FusedLinearOptions,
   setLayerKernelOverrides,
 } from '../../src/layers/kernels/overrides.js';
+import { REPO_ROOT } from '../helpers/fixtures.js';
 import { assertNativeMatchesCpu, maxDiff, random, requireNative, withGemm } from './helpers.js';
 
 const LIBS = ['onednn', 'openblas'] as const;
@@ -241,6 +244,40 @@ describe('native matmul: oneDNN and OpenBLAS paths, the per-problem choice, fuse
     );
     assert.ok(same(att.default, att.openblas), 'the attention did not run per head on OpenBLAS');
     assertClose('attention per head', att.default, att.onednn, 1e-5);
+  });
+
+  it('OpenBLAS tiles all run when OpenMP gives a smaller team than asked (OMP_THREAD_LIMIT=1, 2 threads set)', function () {
+    this.timeout(60_000);
+    // a fresh process: the limit is read when libgomp starts. Column-split product, NaN-filled output.
+    const script = `
+      const { loadNativeAddon } = await import(${JSON.stringify(join(REPO_ROOT, 'dist/src/backends/native/addon.js'))});
+      const a = loadNativeAddon();
+      a.setThreads(2);
+      const [m, k, n] = [37, 200, 1000];
+      const A = Float32Array.from({ length: m * k }, (_, i) => Math.sin(i));
+      const B = Float32Array.from({ length: k * n }, (_, i) => Math.cos(i));
+      const out = new Float32Array(m * n).fill(NaN);
+      a.matmul(A, B, out, 1, 1, m, k, n, false, false, null, 0, 0, 0);
+      let bad = 0;
+      for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) {
+        let s = 0;
+        for (let p = 0; p < k; p++) s += A[i * k + p] * B[p * n + j];
+        if (!(Math.abs(out[i * n + j] - s) <= 1e-3)) bad++;
+      }
+      console.log(JSON.stringify({ threads: a.info().threads, bad }));`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      encoding: 'utf8',
+      env: { ...process.env, OMP_THREAD_LIMIT: '1', SIGLIP2_NATIVE_GEMM: 'openblas' },
+      timeout: 60_000,
+    });
+    assert.equal(r.status, 0, r.stderr);
+    const res = JSON.parse(r.stdout.trim().split('\n').pop()!) as { threads: number; bad: number };
+    assert.equal(res.threads, 2, 'setThreads(2) did not take');
+    assert.equal(
+      res.bad,
+      0,
+      `${res.bad} of ${37 * 1000} outputs wrong: a tile was left to a thread not in the team`,
+    );
   });
 
   it('the reason line names the GEMM policy in force', () => {
