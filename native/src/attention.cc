@@ -146,7 +146,7 @@ napi_value attention_body(napi_env env, napi_callback_info info) {
   const float* v = args.f32_at(2, "v", s.b * s.nk * s.dim());
   const float* mask = args.f32_opt(3, "mask", s.b * s.nk);
   float* out = args.f32_at(4, "out", s.b * s.nq * s.dim());
-  if (gelu_vec_available() && s.nq * s.nk <= kPerHeadMaxFloats && openblas_allowed()) {
+  if (vec_math_available() && s.nq * s.nk <= kPerHeadMaxFloats && openblas_allowed()) {
     attention_per_head(s, q, k, v, mask, scale, out);
     return undefined_value(env);
   }

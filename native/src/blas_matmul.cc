@@ -168,7 +168,7 @@ void run_blas(const MatmulProblem& p, const float* src, const float* wei, const 
   if (p.residual && residual == nullptr) throw JsError("matmul: residual missing");
   const bool init = bias != nullptr || p.residual;
   const Tiling t = tiling(s.batch(), s.m, s.n, s.k);
-  const bool gelu_in_tile = p.act == Act::kGeluTanh && gelu_vec_available();
+  const bool gelu_in_tile = p.act == Act::kGeluTanh && vec_math_available();
 #pragma omp parallel num_threads(t.threads) if (t.threads > 1)
   {
     // the team may be smaller than asked (OMP_DYNAMIC, thread limits): stride by the team actually running

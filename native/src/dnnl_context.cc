@@ -156,7 +156,7 @@ bool run_onednn(const MatmulProblem& p_in, const float* src, const float* wei, c
                 uint64_t pack_key, const float* residual) {
   // oneDNN's GELU-tanh post-op (table gathers on AVX2) is about 4x slower than vec_math.cc's: run the product
   // without it and apply ours over the output.
-  const bool gelu_after = p_in.act == Act::kGeluTanh && gelu_vec_available() &&
+  const bool gelu_after = p_in.act == Act::kGeluTanh && vec_math_available() &&
                           p_in.dst_strides == dense_strides(p_in.dst_dims);
   MatmulProblem p_plain;
   if (gelu_after) {

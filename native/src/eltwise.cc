@@ -89,7 +89,7 @@ void over_chunks(int64_t n, F f) {
 }  // namespace
 
 void gelu_tanh_forward(const float* x, float* y, int64_t n) {
-  if (gelu_vec_available()) {
+  if (vec_math_available()) {
     over_chunks(n, [&](int64_t b, int64_t c) { gelu_vec_forward(x + b, y + b, c); });
     return;
   }
@@ -101,7 +101,7 @@ void gelu_tanh_forward(const float* x, float* y, int64_t n) {
 }
 
 void gelu_tanh_backward(const float* x, const float* dy, float* dx, int64_t n) {
-  if (gelu_vec_available()) {
+  if (vec_math_available()) {
     over_chunks(n, [&](int64_t b, int64_t c) { gelu_vec_backward(x + b, dy + b, dx + b, c); });
     return;
   }

@@ -13,7 +13,7 @@
 
 #if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__)
 #include <immintrin.h>
-#define SIGLIP2_GELU_VEC 1
+#define SIGLIP2_VEC_MATH 1
 // glibc's AVX2 expf on 8 lanes (the x86_64 vector function ABI, libmvec.so.1)
 extern "C" __m256 _ZGVdN8v_expf(__m256);
 #endif
@@ -41,7 +41,7 @@ inline float gelu_grad_one(float x) {
   return s + xc * s * (1.f - s) * 2.f * kC * (1.f + 3.f * kA * xc * xc);
 }
 
-#ifdef SIGLIP2_GELU_VEC
+#ifdef SIGLIP2_VEC_MATH
 
 __attribute__((target("avx2,fma"))) inline __m256 neg_two_u(__m256 x) {
   const __m256 x2 = _mm256_mul_ps(x, x);
@@ -122,14 +122,14 @@ void softmax_one(float* x, int64_t n) {
 }  // namespace
 
 void softmax_vec_row(float* x, int64_t n) {
-#ifdef SIGLIP2_GELU_VEC
-  if (gelu_vec_available()) return softmax_avx2(x, n);
+#ifdef SIGLIP2_VEC_MATH
+  if (vec_math_available()) return softmax_avx2(x, n);
 #endif
   softmax_one(x, n);
 }
 
-bool gelu_vec_available() {
-#ifdef SIGLIP2_GELU_VEC
+bool vec_math_available() {
+#ifdef SIGLIP2_VEC_MATH
   static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   return ok;
 #else
@@ -138,15 +138,15 @@ bool gelu_vec_available() {
 }
 
 void gelu_vec_forward(const float* x, float* y, int64_t n) {
-#ifdef SIGLIP2_GELU_VEC
-  if (gelu_vec_available()) return forward_avx2(x, y, n);
+#ifdef SIGLIP2_VEC_MATH
+  if (vec_math_available()) return forward_avx2(x, y, n);
 #endif
   for (int64_t i = 0; i < n; i++) y[i] = gelu_one(x[i]);
 }
 
 void gelu_vec_backward(const float* x, const float* dy, float* dx, int64_t n) {
-#ifdef SIGLIP2_GELU_VEC
-  if (gelu_vec_available()) return backward_avx2(x, dy, dx, n);
+#ifdef SIGLIP2_VEC_MATH
+  if (vec_math_available()) return backward_avx2(x, dy, dx, n);
 #endif
   for (int64_t i = 0; i < n; i++) dx[i] = gelu_grad_one(x[i]) * dy[i];
 }

@@ -6,7 +6,7 @@
 namespace siglip2 {
 
 /** Whether the vectorised path runs here (x86-64 Linux, AVX2 + FMA); otherwise the callers use oneDNN's. */
-bool gelu_vec_available();
+bool vec_math_available();
 /** y = gelu_tanh(x); y may alias x. */
 void gelu_vec_forward(const float* x, float* y, int64_t n);
 /** dx = gelu_tanh'(x) dy; dx may alias dy. */
