@@ -150,21 +150,26 @@ Tiling tiling(int64_t batch, int64_t m, int64_t n, int64_t k) {
   return t;
 }
 
-}  // namespace
-
-bool blas_supports(const MatmulProblem& p) {
-  Shape s;
-  if (!shape_of(p, &s)) return false;
-  // bias, activation and residual are applied over a dense output; the residual only with the linear activation
+/** The problem as OpenBLAS runs it, or false where it cannot: bias, activation and residual are applied over a
+ * dense output, the residual only with the linear activation. */
+bool supported_shape(const MatmulProblem& p, Shape* s) {
+  if (!shape_of(p, s)) return false;
   const bool epilogue = p.bias || p.act != Act::kLinear || p.residual;
   if (epilogue && p.dst_strides != dense_strides(p.dst_dims)) return false;
   return !(p.residual && p.act != Act::kLinear);
 }
 
+}  // namespace
+
+bool blas_supports(const MatmulProblem& p) {
+  Shape s;
+  return supported_shape(p, &s);
+}
+
 void run_blas(const MatmulProblem& p, const float* src, const float* wei, const float* bias, float* dst,
               const float* residual) {
   Shape s;
-  if (!blas_supports(p) || !shape_of(p, &s)) throw JsError("matmul: layout not supported by OpenBLAS");
+  if (!supported_shape(p, &s)) throw JsError("matmul: layout not supported by OpenBLAS");
   if (p.residual && residual == nullptr) throw JsError("matmul: residual missing");
   const bool init = bias != nullptr || p.residual;
   const Tiling t = tiling(s.batch(), s.m, s.n, s.k);

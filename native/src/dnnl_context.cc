@@ -37,6 +37,9 @@ struct Plan {
   dnnl::matmul::primitive_desc pd;
   dnnl::matmul prim;
   memory::desc src_md, wei_md, dst_md, bias_md;
+  /** GELU-tanh runs over the output after the primitive (vec_math.cc) instead of as its post-op: oneDNN 2.6.3's
+   * AVX2 gelu_tanh (table gathers) is about 4x slower. */
+  bool gelu_after = false;
 };
 
 struct Packed {
@@ -106,9 +109,11 @@ Plan make_plan(const MatmulProblem& p, bool pack) {
   plan.dst_md = memory::desc(p.dst_dims, memory::data_type::f32, p.dst_strides);
   dnnl::primitive_attr attr;
   if (p.scale != 1.f) attr.set_output_scales(0, {p.scale});
-  if (p.act != Act::kLinear || p.residual) {
+  plan.gelu_after = p.act == Act::kGeluTanh && vec_math_available() && p.dst_strides == dense_strides(p.dst_dims);
+  const bool act_post_op = p.act != Act::kLinear && !plan.gelu_after;
+  if (act_post_op || p.residual) {
     dnnl::post_ops ops;
-    if (p.act != Act::kLinear) {
+    if (act_post_op) {
       float a = 0, b = 0;
       dnnl::algorithm alg = act_alg(p.act, p.alpha, &a, &b);
       ops.append_eltwise(1.f, alg, a, b);
@@ -152,18 +157,8 @@ bool packable(const MatmulProblem& p, uint64_t pack_key) {
 
 std::string problem_key(const MatmulProblem& p, bool pack) { return key_of(p, pack); }
 
-bool run_onednn(const MatmulProblem& p_in, const float* src, const float* wei, const float* bias, float* dst,
+bool run_onednn(const MatmulProblem& p, const float* src, const float* wei, const float* bias, float* dst,
                 uint64_t pack_key, const float* residual) {
-  // oneDNN's GELU-tanh post-op (table gathers on AVX2) is about 4x slower than vec_math.cc's: run the product
-  // without it and apply ours over the output.
-  const bool gelu_after = p_in.act == Act::kGeluTanh && vec_math_available() &&
-                          p_in.dst_strides == dense_strides(p_in.dst_dims);
-  MatmulProblem p_plain;
-  if (gelu_after) {
-    p_plain = p_in;
-    p_plain.act = Act::kLinear;
-  }
-  const MatmulProblem& p = gelu_after ? p_plain : p_in;
   const bool pack = packable(p, pack_key);
   if (p.residual) {
     if (residual == nullptr) throw JsError("matmul: residual missing");
@@ -209,7 +204,7 @@ bool run_onednn(const MatmulProblem& p_in, const float* src, const float* wei, c
   if (p.bias) args.emplace(DNNL_ARG_BIAS, memory(plan.bias_md, eng, const_cast<float*>(bias)));
   plan.prim.execute(cpu_stream(), args);
   cpu_stream().wait();
-  if (gelu_after) {
+  if (plan.gelu_after) {
     int64_t total = 1;
     for (auto d : p.dst_dims) total *= d;
     gelu_tanh_forward(dst, dst, total);

@@ -70,10 +70,6 @@ napi_value gelu_bwd_body(napi_env env, napi_callback_info info) {
   return undefined_value(env);
 }
 
-}  // namespace
-
-namespace {
-
 /** Runs f(begin, count) over [0, n) in chunks split across the OpenMP threads (one thread below kParallelMin). */
 template <typename F>
 void over_chunks(int64_t n, F f) {

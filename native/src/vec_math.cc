@@ -101,9 +101,10 @@ __attribute__((target("avx2,fma"))) void softmax_avx2(float* x, int64_t n) {
     x[i] = std::exp(x[i] - mx);
     sum += x[i];
   }
-  const __m256 inv = _mm256_set1_ps(1.f / sum);
-  for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
-  for (; i < n; i++) x[i] *= 1.f / sum;
+  const float inv = 1.f / sum;
+  const __m256 vinv = _mm256_set1_ps(inv);
+  for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), vinv));
+  for (; i < n; i++) x[i] *= inv;
 }
 
 #endif
