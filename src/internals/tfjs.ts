@@ -1,5 +1,5 @@
 /**
- * Every use of TF.js API that is not public (engine state and tape, `runKernelFunc`, the wasm backend's heap and
+ * Every use of TF.js API that is not public (engine state and tape, here and in `./tape.ts`, `runKernelFunc`, the wasm backend's heap and
  * its emscripten module, the package's file layout, the `os.cpus` patch for wasm threads in Node, the cpu
  * backend's banner flag) lives here and nowhere else. Such API can change in any release, so this module checks
  * at import that TF.js is the version it was tested with, and fails with a message saying so otherwise
@@ -9,6 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type * as NodeOs from 'node:os';
+import { releasingGradients } from './tape.js';
 
 /** The TF.js release every package of `@tensorflow/*` must be (package.json pins it exactly). */
 export const TESTED_TFJS_VERSION = '4.22.0';
@@ -75,6 +76,8 @@ function engine(): EngineInternals {
   return tf.engine() as unknown as EngineInternals;
 }
 
+export { releasingGradients };
+
 /** Whether a gradient is being recorded right now (inside `tf.grad`, `tf.variableGrads`, ...). */
 export function recordingGradients(): boolean {
   return engine().state.gradientDepth > 0;
@@ -104,7 +107,7 @@ export function nestedGradients(
   const e = engine();
   const outerTape = e.state.activeTape;
   try {
-    return e.gradients(f, xs, dy, true);
+    return releasingGradients(f, xs, dy, true);
   } finally {
     e.state.activeTape = outerTape;
   }

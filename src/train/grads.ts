@@ -4,6 +4,7 @@ import { type PairBatch, pairLoss, prepareBatch } from './forward.js';
 import { type Param, modelParams, paramKey } from './params.js';
 import { registerWasmTrainingKernels } from './wasm_kernels.js';
 import { withGradientTargets } from '../layers/kernels/recompute.js';
+import { releasingGradients } from '../internals/tfjs.js';
 
 export interface LossAndGrads {
   loss: tf.Scalar;
@@ -32,18 +33,26 @@ export async function lossAndGrads(
   const wasTrainable = vars.map((v) => v.trainable);
   vars.forEach((v) => (v.trainable = true));
   try {
+    // tf.variableGrads, releasing each layer's saved activations and gradients as the backward pass leaves it.
     const { value, grads } = withGradientTargets(vars, () =>
-      tf.variableGrads(() => lossFn(model, batch), vars),
+      releasingGradients(() => lossFn(model, batch), vars, undefined, true),
     );
+    if (value.rank !== 0) {
+      tf.dispose([value, ...grads.filter((g): g is tf.Tensor => g !== null)]);
+      throw new Error(
+        `lossAndGrads: the loss function must return a scalar, got shape [${value.shape}]`,
+      );
+    }
     const out = new Map<string, tf.Tensor>();
-    for (const [name, g] of Object.entries(grads)) {
-      const p = byVarName.get(name);
+    grads.forEach((g, i) => {
+      const p = byVarName.get(vars[i].name);
+      if (g === null) return;
       if (!p) {
-        tf.dispose(g);
-        continue;
+        g.dispose();
+        return;
       }
       out.set(paramKey(p), g);
-    }
+    });
     // A parameter the gradient did not reach is an error, not zeros: zeros would train nothing in it while the
     // optimizer still decayed it (a lookup computed off the tape once did exactly that to the token table).
     const missing = params.filter((p) => !out.has(paramKey(p))).map(paramKey);
@@ -55,7 +64,7 @@ export async function lossAndGrads(
           'Freeze the weights the loss does not use (trainableParams) instead of training them blind.',
       );
     }
-    return { loss: value, grads: out };
+    return { loss: value as tf.Scalar, grads: out };
   } finally {
     vars.forEach((v, i) => (v.trainable = wasTrainable[i]));
   }
