@@ -51,9 +51,18 @@ describe('releasingGradients (internals/tape)', () => {
     assert.deepEqual(got.value.dataSync(), ref.value.dataSync());
     got.grads.forEach((g, i) => {
       assert.ok(g && ref.grads[i]);
-      assert.deepEqual(Array.from(g.dataSync()), Array.from(ref.grads[i]!.dataSync()), `gradient ${i}`);
+      assert.deepEqual(
+        Array.from(g.dataSync()),
+        Array.from(ref.grads[i]!.dataSync()),
+        `gradient ${i}`,
+      );
     });
-    tf.dispose([got.value, ref.value, ...(got.grads as tf.Tensor[]), ...(ref.grads as tf.Tensor[])]);
+    tf.dispose([
+      got.value,
+      ref.value,
+      ...(got.grads as tf.Tensor[]),
+      ...(ref.grads as tf.Tensor[]),
+    ]);
   });
 
   it("leaves the caller's dy alone, and returns null for an x y does not depend on", () => {
@@ -96,7 +105,13 @@ describe('releasingGradients (internals/tape)', () => {
     assert.ok(stockAlive > 40 * tensorBytes, `stock: ${stockAlive / tensorBytes} tensors alive`);
     assert.ok(oursAlive < 6 * tensorBytes, `releasing: ${oursAlive / tensorBytes} tensors alive`);
     assert.deepEqual(ours.grads[0]!.dataSync(), stock.grads[0]!.dataSync());
-    tf.dispose([big, stock.value, ours.value, ...(stock.grads as tf.Tensor[]), ...(ours.grads as tf.Tensor[])]);
+    tf.dispose([
+      big,
+      stock.value,
+      ours.value,
+      ...(stock.grads as tf.Tensor[]),
+      ...(ours.grads as tf.Tensor[]),
+    ]);
   });
 
   it("keeps TF.js's behaviour for higher-order gradients", () => {
