@@ -35,7 +35,7 @@ void set_prop(napi_env env, napi_value obj, const char* name, napi_value v) {
   napi_set_named_property(env, obj, name, v);
 }
 
-// info() -> { library, version, isa, threads, threading }
+// info() -> { library, version, isa, threads, threading, blas, smallRowsOnOpenBlas }
 napi_value info_body(napi_env env, napi_callback_info) {
   const dnnl_version_t* ver = dnnl_version();
   napi_value obj;
@@ -47,6 +47,9 @@ napi_value info_body(napi_env env, napi_callback_info) {
   set_prop(env, obj, "threads", js_number(env, omp_get_max_threads()));
   set_prop(env, obj, "threading", js_string(env, "OpenMP"));
   set_prop(env, obj, "blas", js_string(env, openblas_get_config()));
+  napi_value small_rows;
+  napi_get_boolean(env, default_small_rows_on_openblas(), &small_rows);
+  set_prop(env, obj, "smallRowsOnOpenBlas", small_rows);
   return obj;
 }
 
@@ -136,6 +139,7 @@ napi_value init(napi_env env, napi_value exports) {
       {"mappedStats", nullptr, MappedStats, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"gemmChoices", nullptr, GemmChoices, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"clearGemmChoices", nullptr, ClearGemmChoices, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"defaultGemmFor", nullptr, DefaultGemmFor, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   return exports;

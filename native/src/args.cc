@@ -53,6 +53,15 @@ bool Args::bool_at(size_t i, const char* name) const {
   return b;
 }
 
+std::string Args::string_at(size_t i, const char* name) const {
+  if (type_of(env_, argv_[i]) != napi_string) fail(std::string(name) + " must be a string");
+  size_t len = 0;
+  napi_get_value_string_utf8(env_, argv_[i], nullptr, 0, &len);
+  std::string out(len, '\0');
+  napi_get_value_string_utf8(env_, argv_[i], out.data(), len + 1, &len);
+  return out;
+}
+
 bool Args::is_null(size_t i) const {
   napi_valuetype t = type_of(env_, argv_[i]);
   return t == napi_null || t == napi_undefined;

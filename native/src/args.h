@@ -28,6 +28,7 @@ class Args {
   int64_t int_at(size_t i, const char* name, int64_t min = 0) const;
   double num_at(size_t i, const char* name) const;
   bool bool_at(size_t i, const char* name) const;
+  std::string string_at(size_t i, const char* name) const;
   bool is_null(size_t i) const;
   /** A Float32Array of exactly `count` elements (count 0 is refused: zero-size tensors never reach C++). */
   float* f32_at(size_t i, const char* name, int64_t count) const;

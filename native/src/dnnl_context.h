@@ -41,9 +41,13 @@ struct MatmulProblem {
 bool run_matmul(const MatmulProblem& p, const float* src, const float* wei, const float* bias, float* dst,
                 uint64_t pack_key = 0, const float* residual = nullptr);
 
-/** False when SIGLIP2_NATIVE_GEMM=onednn keeps every product on oneDNN (kernels with their own OpenBLAS path, the
- * attention's per-head forward, then take their oneDNN one). */
+/** False when every product stays on oneDNN: SIGLIP2_NATIVE_GEMM=onednn, or the default where oneDNN runs AVX-512
+ * (kernels with their own OpenBLAS path, the attention's per-head forward, then take their oneDNN one). */
 bool openblas_allowed();
+
+/** Whether the default setting runs products under 1,024 rows on OpenBLAS on this CPU (not where oneDNN runs
+ * AVX-512; gemm_choice.cc). */
+bool default_small_rows_on_openblas();
 
 /** run_matmul on oneDNN, always. */
 bool run_onednn(const MatmulProblem& p, const float* src, const float* wei, const float* bias, float* dst,

@@ -1,5 +1,6 @@
-// Which GEMM library runs each matmul problem (SIGLIP2_NATIVE_GEMM): by default OpenBLAS cblas_sgemm (run in
-// OpenMP tiles, blas_matmul.cc) for products under kSmallRows output rows and oneDNN for the rest and for rank 4;
+// Which GEMM library runs each matmul problem (SIGLIP2_NATIVE_GEMM): by default, where oneDNN runs AVX2 (or
+// less), OpenBLAS cblas_sgemm (run in OpenMP tiles, blas_matmul.cc) for products under kSmallRows output rows and
+// oneDNN for the rest and for rank 4; where oneDNN runs AVX-512, oneDNN for every product;
 // `onednn` or `openblas` forces one; `auto` measures per problem. oneDNN 2.6.3 on AVX2 (gemm:jit) and OpenBLAS
 // 0.3.21 are each faster on some of the model's shapes (README, native section). Under auto each distinct problem
 // (shapes, strides, transposes, batch, fused ops, packing, threads) is measured on the calls that need it anyway:
@@ -73,9 +74,34 @@ Policy policy() {
  */
 constexpr int64_t kSmallRows = 1024;
 
-Lib default_lib(const MatmulProblem& p) {
+/**
+ * Whether the default puts small products on OpenBLAS on a CPU where oneDNN dispatches to `isa`: not where oneDNN
+ * runs AVX-512. On a 16-core Xeon with AVX-512 and AMX (the device machine, README) OpenBLAS 0.3.21 reached about
+ * 220 GFLOP/s on the reference sgemm against oneDNN's 1,100-1,400, and so400m one image took 1.33 s with OpenBLAS
+ * under 1,024 rows against 0.32 s on oneDNN alone (base one image 0.28 against 0.078 s).
+ */
+bool small_rows_on_openblas(dnnl::cpu_isa isa) {
+  switch (isa) {
+    case dnnl::cpu_isa::avx512_mic:
+    case dnnl::cpu_isa::avx512_mic_4ops:
+    case dnnl::cpu_isa::avx512_core:
+    case dnnl::cpu_isa::avx512_core_vnni:
+    case dnnl::cpu_isa::avx512_core_bf16:
+    case dnnl::cpu_isa::avx512_core_amx:
+      return false;
+    default:
+      return true;
+  }
+}
+
+bool small_rows_on_openblas_here() {
+  static const bool v = small_rows_on_openblas(dnnl::get_effective_cpu_isa());
+  return v;
+}
+
+Lib default_lib(const MatmulProblem& p, bool small_rows_openblas) {
   const size_t r = p.dst_dims.size();
-  if (r > 3) return Lib::kOneDnn;
+  if (r > 3 || !small_rows_openblas) return Lib::kOneDnn;
   int64_t rows = 1;
   for (size_t i = 0; i + 1 < r; i++) rows *= p.dst_dims[i];
   return rows < kSmallRows ? Lib::kOpenBlas : Lib::kOneDnn;
@@ -112,14 +138,25 @@ bool run_lib(Lib lib, const MatmulProblem& p, const float* src, const float* wei
 
 }  // namespace
 
-bool openblas_allowed() { return policy() != Policy::kOneDnn; }
+bool openblas_allowed() {
+  switch (policy()) {
+    case Policy::kOneDnn:
+      return false;
+    case Policy::kDefault:
+      return small_rows_on_openblas_here();
+    default:
+      return true;
+  }
+}
+
+bool default_small_rows_on_openblas() { return small_rows_on_openblas_here(); }
 
 bool run_matmul(const MatmulProblem& p, const float* src, const float* wei, const float* bias, float* dst,
                 uint64_t pack_key, const float* residual) {
   if (!blas_supports(p)) return run_onednn(p, src, wei, bias, dst, pack_key, residual);
   switch (policy()) {
     case Policy::kDefault:
-      return run_lib(default_lib(p), p, src, wei, bias, dst, pack_key, residual);
+      return run_lib(default_lib(p, small_rows_on_openblas_here()), p, src, wei, bias, dst, pack_key, residual);
     case Policy::kOneDnn:
       return run_onednn(p, src, wei, bias, dst, pack_key, residual);
     case Policy::kOpenBlas:
@@ -187,11 +224,42 @@ napi_value clear_body(napi_env env, napi_callback_info) {
   return undefined_value(env);
 }
 
+// defaultGemmFor(rows, rank, isa) -> 'openblas' | 'onednn': the default's choice for a product of `rows` output
+// rows and rank `rank` where oneDNN dispatches to `isa` ('avx2', 'avx512_core', ...: dnnl::cpu_isa's names).
+napi_value default_for_body(napi_env env, napi_callback_info info) {
+  Args args(env, info, "defaultGemmFor", 3);
+  const int64_t rows = args.int_at(0, "rows", 1);
+  const int64_t rank = args.int_at(1, "rank", 2);
+  const std::string isa = args.string_at(2, "isa");
+  static const std::pair<const char*, dnnl::cpu_isa> names[] = {
+      {"sse41", dnnl::cpu_isa::sse41},
+      {"avx", dnnl::cpu_isa::avx},
+      {"avx2", dnnl::cpu_isa::avx2},
+      {"avx2_vnni", dnnl::cpu_isa::avx2_vnni},
+      {"avx512_core", dnnl::cpu_isa::avx512_core},
+      {"avx512_core_vnni", dnnl::cpu_isa::avx512_core_vnni},
+      {"avx512_core_bf16", dnnl::cpu_isa::avx512_core_bf16},
+      {"avx512_core_amx", dnnl::cpu_isa::avx512_core_amx},
+  };
+  for (const auto& n : names) {
+    if (isa != n.first) continue;
+    if (rank < 2 || rank > 4) throw JsError("defaultGemmFor: rank must be 2-4, got " + std::to_string(rank));
+    MatmulProblem p;
+    p.dst_dims.assign(static_cast<size_t>(rank), 1);
+    p.dst_dims[static_cast<size_t>(rank) - 2] = rows;
+    return js_string(env, lib_name(default_lib(p, small_rows_on_openblas(n.second))));
+  }
+  throw JsError("defaultGemmFor: unknown isa '" + isa + "'");
+}
+
 }  // namespace
 
 napi_value GemmChoices(napi_env env, napi_callback_info info) { return guard(env, "gemmChoices", choices_body, info); }
 napi_value ClearGemmChoices(napi_env env, napi_callback_info info) {
   return guard(env, "clearGemmChoices", clear_body, info);
+}
+napi_value DefaultGemmFor(napi_env env, napi_callback_info info) {
+  return guard(env, "defaultGemmFor", default_for_body, info);
 }
 
 }  // namespace siglip2

@@ -25,4 +25,5 @@ napi_value ReduceSum(napi_env env, napi_callback_info info);
 napi_value AdamW(napi_env env, napi_callback_info info);
 napi_value GemmChoices(napi_env env, napi_callback_info info);
 napi_value ClearGemmChoices(napi_env env, napi_callback_info info);
+napi_value DefaultGemmFor(napi_env env, napi_callback_info info);
 }  // namespace siglip2

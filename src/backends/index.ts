@@ -226,7 +226,7 @@ async function useNative(opts: UseBackendOptions): Promise<BackendReport> {
     threads: info.threads,
     reason:
       `native: ${info.library} ${info.version} dispatching ${info.isa}, ${info.threads} thread${info.threads > 1 ? 's' : ''} ` +
-      `(${info.threading}, ${opts.threads === undefined ? `default: ${cores} logical cores` : 'requested'}, idle threads wait: ${openmpWaits()}, ${gemmPolicy(info.blas)}); ` +
+      `(${info.threading}, ${opts.threads === undefined ? `default: ${cores} logical cores` : 'requested'}, idle threads wait: ${openmpWaits()}, ${gemmPolicy(info)}); ` +
       'the fastest CPU path',
   };
 }

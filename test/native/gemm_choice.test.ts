@@ -191,7 +191,9 @@ describe('native matmul: oneDNN and OpenBLAS paths, the per-problem choice, fuse
     );
   });
 
-  it('the default runs OpenBLAS below 1,024 output rows and in the attention, oneDNN from 1,024 rows', async () => {
+  it('the default runs OpenBLAS below 1,024 output rows and in the attention, oneDNN from 1,024 rows (AVX2; oneDNN for all with AVX-512)', async () => {
+    // Where oneDNN runs AVX-512 the default keeps every product on oneDNN (gemm_choice.cc, next test).
+    const small = addon.info().smallRowsOnOpenBlas ? 'openblas' : 'onednn';
     /** The product on each setting (unset = the default). */
     const on = async (run: (out: Float32Array) => void, size: number) => {
       const outs: Record<string, Float32Array> = {};
@@ -208,8 +210,8 @@ describe('native matmul: oneDNN and OpenBLAS paths, the per-problem choice, fuse
     };
     const same = (a: Float32Array, b: Float32Array) => a.every((x, i) => Object.is(x, b[i]));
     for (const [m, k, n, lib] of [
-      [64, 1031, 96, 'openblas'],
-      [1023, 257, 40, 'openblas'],
+      [64, 1031, 96, small],
+      [1023, 257, 40, small],
       [1024, 257, 40, 'onednn'],
     ] as const) {
       const a = rand(m * k);
@@ -242,7 +244,7 @@ describe('native matmul: oneDNN and OpenBLAS paths, the per-problem choice, fuse
       (out) => addon.attention(q, kk, v, null, out, B, N, N, H, d, 0.125),
       B * N * H * d,
     );
-    assert.ok(same(att.default, att.openblas), 'the attention did not run per head on OpenBLAS');
+    assert.ok(same(att.default, att[small]), `the attention did not run on ${small}`);
     assertClose('attention per head', att.default, att.onednn, 1e-5);
   });
 
@@ -281,14 +283,40 @@ describe('native matmul: oneDNN and OpenBLAS paths, the per-problem choice, fuse
   });
 
   it('the reason line names the GEMM policy in force', () => {
-    const blas = 'OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH';
+    const blas = { blas: 'OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH', smallRowsOnOpenBlas: true };
     const env = (v: string) => ({ SIGLIP2_NATIVE_GEMM: v });
     assert.equal(gemmPolicy(blas, {}), 'GEMMs: OpenBLAS 0.3.21 under 1,024 rows, oneDNN above');
+    assert.equal(
+      gemmPolicy({ ...blas, smallRowsOnOpenBlas: false }, {}),
+      'GEMMs: oneDNN (with AVX-512 it is ahead of OpenBLAS 0.3.21 at every size)',
+    );
     assert.equal(gemmPolicy(blas, env('default')), gemmPolicy(blas, {}));
     assert.equal(gemmPolicy(blas, env('onednn')), 'GEMMs: oneDNN (SIGLIP2_NATIVE_GEMM=onednn)');
     assert.match(gemmPolicy(blas, env('openblas')), /OpenBLAS 0\.3\.21 where it can/);
     assert.match(gemmPolicy(blas, env('auto')), /measured per problem/);
     assert.match(gemmPolicy(blas, env('mkl')), /SIGLIP2_NATIVE_GEMM=mkl is not one of/);
+  });
+
+  it('the default keeps small products on OpenBLAS only where oneDNN runs AVX2 or less', () => {
+    for (const isa of ['sse41', 'avx', 'avx2', 'avx2_vnni']) {
+      assert.equal(addon.defaultGemmFor(1023, 2, isa), 'openblas', isa);
+      assert.equal(addon.defaultGemmFor(1, 3, isa), 'openblas', isa);
+      assert.equal(addon.defaultGemmFor(1024, 2, isa), 'onednn', isa);
+      assert.equal(addon.defaultGemmFor(16, 4, isa), 'onednn', `${isa}: rank 4 (attention heads)`);
+    }
+    for (const isa of ['avx512_core', 'avx512_core_vnni', 'avx512_core_bf16', 'avx512_core_amx']) {
+      for (const rows of [1, 196, 1023, 1024, 4096]) {
+        assert.equal(addon.defaultGemmFor(rows, 2, isa), 'onednn', `${isa}, ${rows} rows`);
+      }
+    }
+    assert.throws(
+      () => addon.defaultGemmFor(10, 2, 'avx9000'),
+      /defaultGemmFor: unknown isa 'avx9000'/,
+    );
+    assert.throws(() => addon.defaultGemmFor(10, 5, 'avx2'), /rank must be 2-4, got 5/);
+    // This machine: the reason line's policy is what the matmul does (AVX2 here routes small products to OpenBLAS).
+    const info = addon.info();
+    assert.equal(info.smallRowsOnOpenBlas, !/^AVX-512/.test(info.isa), `isa ${info.isa}`);
   });
 
   it('auto times the first calls of a problem on both libraries, then keeps the faster; a bad override is a clear error', async () => {

@@ -31,21 +31,29 @@ export interface NativeInfo {
   threads: number;
   threading: string;
   blas: string;
+  /** Whether the default setting runs products under 1,024 rows on OpenBLAS here (not where oneDNN runs AVX-512). */
+  smallRowsOnOpenBlas: boolean;
 }
 
 /**
- * The native matmul's GEMM library: unset (or `default`: OpenBLAS for products under 1,024 output rows, oneDNN for
- * the rest and the attention's heads), `onednn`, `openblas` (wherever it can run the product), or `auto`
- * (measured per problem). native/src/gemm_choice.cc.
+ * The native matmul's GEMM library: unset (or `default`: where oneDNN runs AVX2, OpenBLAS for products under 1,024
+ * output rows and oneDNN for the rest; where it runs AVX-512, oneDNN for all), `onednn`, `openblas` (wherever it
+ * can run the product), or `auto` (measured per problem). native/src/gemm_choice.cc.
  */
 export const NATIVE_GEMM_ENV = 'SIGLIP2_NATIVE_GEMM';
 
 /** Which library runs the native matmuls under SIGLIP2_NATIVE_GEMM, for the backend's reason line. */
-export function gemmPolicy(blas: string, env: NodeJS.ProcessEnv = process.env): string {
-  const openblas = blas.split(' ').slice(0, 2).join(' ');
+export function gemmPolicy(
+  info: Pick<NativeInfo, 'blas' | 'smallRowsOnOpenBlas'>,
+  env: NodeJS.ProcessEnv = process.env,
+): string {
+  const openblas = info.blas.split(' ').slice(0, 2).join(' ');
   const v = env[NATIVE_GEMM_ENV];
-  if (v === undefined || v === '' || v === 'default')
-    return `GEMMs: ${openblas} under 1,024 rows, oneDNN above`;
+  if (v === undefined || v === '' || v === 'default') {
+    return info.smallRowsOnOpenBlas
+      ? `GEMMs: ${openblas} under 1,024 rows, oneDNN above`
+      : `GEMMs: oneDNN (with AVX-512 it is ahead of ${openblas} at every size)`;
+  }
   if (v === 'onednn') return `GEMMs: oneDNN (${NATIVE_GEMM_ENV}=onednn)`;
   if (v === 'openblas') return `GEMMs: ${openblas} where it can (${NATIVE_GEMM_ENV}=openblas)`;
   if (v === 'auto') return `GEMMs: measured per problem (${NATIVE_GEMM_ENV}=auto)`;
@@ -94,6 +102,9 @@ export interface NativeAddon {
   gemmChoices(): GemmChoice[];
   /** Forgets the measured choices (the next call of each problem measures again). */
   clearGemmChoices(): void;
+  /** The default setting's library for a product of `rows` output rows and rank `rank` where oneDNN runs `isa`
+   * (dnnl::cpu_isa's names: 'avx2', 'avx512_core', ...); for tests. */
+  defaultGemmFor(rows: number, rank: number, isa: string): 'openblas' | 'onednn';
   matmulImpl(m: number, k: number, n: number, transposeA: boolean, transposeB: boolean): string;
   layerNorm(
     x: Float32Array,
