@@ -56,6 +56,40 @@ export interface VulkanChoice {
 
 let applied: VulkanChoice | undefined;
 
+/** What the driver choice depends on (see applyVulkanEnvironment). */
+export interface VulkanSituation {
+  /** SIGLIP2_VULKAN: 'system', 'lavapipe' or unset. */
+  pref: string | undefined;
+  /** The project-local lavapipe folder, and whether its icd.json exists. */
+  dir: string;
+  lavapipeInstalled: boolean;
+  /** VK_ICD_FILENAMES or VK_DRIVER_FILES is set by the user. */
+  userDrivers: boolean;
+  /** Hardware Vulkan driver manifests of the system. */
+  hardware: string[];
+}
+
+/**
+ * The driver Dawn should use, and why. A hardware driver (or drivers the user chose) wins over the local lavapipe
+ * unless SIGLIP2_VULKAN=lavapipe; only where neither is there does a missing lavapipe get the set-up hint.
+ */
+export function chooseVulkanDriver(s: VulkanSituation): VulkanChoice {
+  if (s.pref === 'system') return { driver: 'system', reason: 'SIGLIP2_VULKAN=system' };
+  if (s.pref !== 'lavapipe' && s.userDrivers) {
+    return { driver: 'system', reason: 'VK_ICD_FILENAMES/VK_DRIVER_FILES already set' };
+  }
+  if (s.pref !== 'lavapipe' && s.hardware.length > 0) {
+    return {
+      driver: 'system',
+      reason: `hardware Vulkan driver present (${s.hardware.join(', ')})`,
+    };
+  }
+  if (!s.lavapipeInstalled) {
+    return { driver: 'system', reason: `no lavapipe in ${s.dir} (run scripts/setup-vulkan.sh)` };
+  }
+  return { driver: 'lavapipe', reason: `lavapipe from ${s.dir}` };
+}
+
 /**
  * Selects the Vulkan driver for Dawn. The project-local lavapipe is used when it exists, the user has not chosen
  * drivers through VK_ICD_FILENAMES / VK_DRIVER_FILES, and the system has no hardware Vulkan driver (or
@@ -65,22 +99,17 @@ export function applyVulkanEnvironment(): VulkanChoice {
   if (applied) return applied;
   const dir = vulkanDir();
   const icd = join(dir, 'icd.json');
-  const pref = process.env.SIGLIP2_VULKAN;
-  const hw = systemHardwareIcds();
-  let choice: VulkanChoice;
-  if (pref === 'system') {
-    choice = { driver: 'system', reason: 'SIGLIP2_VULKAN=system' };
-  } else if (!existsSync(icd)) {
-    choice = { driver: 'system', reason: `no lavapipe in ${dir} (run scripts/setup-vulkan.sh)` };
-  } else if (pref !== 'lavapipe' && (process.env.VK_ICD_FILENAMES || process.env.VK_DRIVER_FILES)) {
-    choice = { driver: 'system', reason: 'VK_ICD_FILENAMES/VK_DRIVER_FILES already set' };
-  } else if (pref !== 'lavapipe' && hw.length > 0) {
-    choice = { driver: 'system', reason: `hardware Vulkan driver present (${hw.join(', ')})` };
-  } else {
+  const choice = chooseVulkanDriver({
+    pref: process.env.SIGLIP2_VULKAN,
+    dir,
+    lavapipeInstalled: existsSync(icd),
+    userDrivers: Boolean(process.env.VK_ICD_FILENAMES || process.env.VK_DRIVER_FILES),
+    hardware: systemHardwareIcds(),
+  });
+  if (choice.driver === 'lavapipe') {
     process.env.VK_ICD_FILENAMES = icd;
     process.env.VK_DRIVER_FILES = icd;
     preloadLibraries(readFileSync(join(dir, 'libdir'), 'utf8').trim());
-    choice = { driver: 'lavapipe', reason: `lavapipe from ${dir}` };
   }
   if (!process.env.XDG_RUNTIME_DIR) {
     const runtime = join(os.tmpdir(), `siglip2-xdg-${process.getuid?.() ?? 'user'}`);
