@@ -38,10 +38,22 @@ function graph(x: tf.Tensor, w: tf.Tensor, v: tf.Tensor): tf.Tensor {
 }
 
 describe('releasingGradients (internals/tape)', () => {
-  const x = tf.randomNormal([5, 7], 0, 1, 'float32', 1);
-  const w = tf.randomNormal([7, 3], 0, 1, 'float32', 2);
-  const v = tf.randomNormal([3], 0, 1, 'float32', 3);
-  after(() => tf.dispose([x, w, v]));
+  let x: tf.Tensor;
+  let w: tf.Tensor;
+  let v: tf.Tensor;
+  let previous: string | undefined;
+  before(async () => {
+    // The arithmetic of the cpu backend is the reference here; other suites leave other backends in force.
+    previous = (tf.getBackend() as string | null) ?? undefined;
+    await tf.setBackend('cpu');
+    x = tf.randomNormal([5, 7], 0, 1, 'float32', 1);
+    w = tf.randomNormal([7, 3], 0, 1, 'float32', 2);
+    v = tf.randomNormal([3], 0, 1, 'float32', 3);
+  });
+  after(async () => {
+    tf.dispose([x, w, v]);
+    if (previous !== undefined) await tf.setBackend(previous);
+  });
 
   it("gives TF.js's gradients bit for bit, and leaves no tensor behind", () => {
     const ref = stockGradients(() => graph(x, w, v), [x, w, v]);
