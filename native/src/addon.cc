@@ -35,7 +35,7 @@ void set_prop(napi_env env, napi_value obj, const char* name, napi_value v) {
   napi_set_named_property(env, obj, name, v);
 }
 
-// info() -> { library, version, isa, threads, threading, blas, smallRowsOnOpenBlas }
+// info() -> { library, version, isa, threads, threading, blas, openBlasBelowRows }
 napi_value info_body(napi_env env, napi_callback_info) {
   const dnnl_version_t* ver = dnnl_version();
   napi_value obj;
@@ -47,9 +47,7 @@ napi_value info_body(napi_env env, napi_callback_info) {
   set_prop(env, obj, "threads", js_number(env, omp_get_max_threads()));
   set_prop(env, obj, "threading", js_string(env, "OpenMP"));
   set_prop(env, obj, "blas", js_string(env, openblas_get_config()));
-  napi_value small_rows;
-  napi_get_boolean(env, default_small_rows_on_openblas(), &small_rows);
-  set_prop(env, obj, "smallRowsOnOpenBlas", small_rows);
+  set_prop(env, obj, "openBlasBelowRows", js_number(env, static_cast<double>(default_openblas_below_rows())));
   return obj;
 }
 

@@ -45,9 +45,9 @@ bool run_matmul(const MatmulProblem& p, const float* src, const float* wei, cons
  * (kernels with their own OpenBLAS path, the attention's per-head forward, then take their oneDNN one). */
 bool openblas_allowed();
 
-/** Whether the default setting runs products under 1,024 rows on OpenBLAS on this CPU (not where oneDNN runs
- * AVX-512; gemm_choice.cc). */
-bool default_small_rows_on_openblas();
+/** The default setting runs products of fewer output rows than this on OpenBLAS on this CPU; 0 where it runs
+ * every product on oneDNN (where oneDNN runs AVX-512; gemm_choice.cc). */
+int64_t default_openblas_below_rows();
 
 /** run_matmul on oneDNN, always. */
 bool run_onednn(const MatmulProblem& p, const float* src, const float* wei, const float* bias, float* dst,

@@ -149,7 +149,7 @@ bool openblas_allowed() {
   }
 }
 
-bool default_small_rows_on_openblas() { return small_rows_on_openblas_here(); }
+int64_t default_openblas_below_rows() { return small_rows_on_openblas_here() ? kSmallRows : 0; }
 
 bool run_matmul(const MatmulProblem& p, const float* src, const float* wei, const float* bias, float* dst,
                 uint64_t pack_key, const float* residual) {

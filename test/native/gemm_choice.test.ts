@@ -193,7 +193,7 @@ describe('native matmul: oneDNN and OpenBLAS paths, the per-problem choice, fuse
 
   it('the default runs OpenBLAS below 1,024 output rows and in the attention, oneDNN from 1,024 rows (AVX2; oneDNN for all with AVX-512)', async () => {
     // Where oneDNN runs AVX-512 the default keeps every product on oneDNN (gemm_choice.cc, next test).
-    const small = addon.info().smallRowsOnOpenBlas ? 'openblas' : 'onednn';
+    const small = addon.info().openBlasBelowRows > 0 ? 'openblas' : 'onednn';
     /** The product on each setting (unset = the default). */
     const on = async (run: (out: Float32Array) => void, size: number) => {
       const outs: Record<string, Float32Array> = {};
@@ -283,12 +283,16 @@ describe('native matmul: oneDNN and OpenBLAS paths, the per-problem choice, fuse
   });
 
   it('the reason line names the GEMM policy in force', () => {
-    const blas = { blas: 'OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH', smallRowsOnOpenBlas: true };
+    const blas = {
+      blas: 'OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH',
+      isa: 'AVX2',
+      openBlasBelowRows: 1024,
+    };
     const env = (v: string) => ({ SIGLIP2_NATIVE_GEMM: v });
     assert.equal(gemmPolicy(blas, {}), 'GEMMs: OpenBLAS 0.3.21 under 1,024 rows, oneDNN above');
     assert.equal(
-      gemmPolicy({ ...blas, smallRowsOnOpenBlas: false }, {}),
-      'GEMMs: oneDNN (with AVX-512 it is ahead of OpenBLAS 0.3.21 at every size)',
+      gemmPolicy({ ...blas, isa: 'AVX-512 AMX', openBlasBelowRows: 0 }, {}),
+      'GEMMs: oneDNN (with AVX-512 AMX it is ahead of OpenBLAS 0.3.21 at every size)',
     );
     assert.equal(gemmPolicy(blas, env('default')), gemmPolicy(blas, {}));
     assert.equal(gemmPolicy(blas, env('onednn')), 'GEMMs: oneDNN (SIGLIP2_NATIVE_GEMM=onednn)');
@@ -316,7 +320,7 @@ describe('native matmul: oneDNN and OpenBLAS paths, the per-problem choice, fuse
     assert.throws(() => addon.defaultGemmFor(10, 5, 'avx2'), /rank must be 2-4, got 5/);
     // This machine: the reason line's policy is what the matmul does (AVX2 here routes small products to OpenBLAS).
     const info = addon.info();
-    assert.equal(info.smallRowsOnOpenBlas, !/^AVX-512/.test(info.isa), `isa ${info.isa}`);
+    assert.equal(info.openBlasBelowRows, /^AVX-512/.test(info.isa) ? 0 : 1024, `isa ${info.isa}`);
   });
 
   it('auto times the first calls of a problem on both libraries, then keeps the faster; a bad override is a clear error', async () => {

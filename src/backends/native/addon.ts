@@ -31,8 +31,11 @@ export interface NativeInfo {
   threads: number;
   threading: string;
   blas: string;
-  /** Whether the default setting runs products under 1,024 rows on OpenBLAS here (not where oneDNN runs AVX-512). */
-  smallRowsOnOpenBlas: boolean;
+  /**
+   * The default setting runs products of fewer output rows than this on OpenBLAS here (1,024 where oneDNN runs
+   * AVX2 or less); 0 where it runs every product on oneDNN (where oneDNN runs AVX-512).
+   */
+  openBlasBelowRows: number;
 }
 
 /**
@@ -44,15 +47,16 @@ export const NATIVE_GEMM_ENV = 'SIGLIP2_NATIVE_GEMM';
 
 /** Which library runs the native matmuls under SIGLIP2_NATIVE_GEMM, for the backend's reason line. */
 export function gemmPolicy(
-  info: Pick<NativeInfo, 'blas' | 'smallRowsOnOpenBlas'>,
+  info: Pick<NativeInfo, 'blas' | 'isa' | 'openBlasBelowRows'>,
   env: NodeJS.ProcessEnv = process.env,
 ): string {
   const openblas = info.blas.split(' ').slice(0, 2).join(' ');
   const v = env[NATIVE_GEMM_ENV];
   if (v === undefined || v === '' || v === 'default') {
-    return info.smallRowsOnOpenBlas
-      ? `GEMMs: ${openblas} under 1,024 rows, oneDNN above`
-      : `GEMMs: oneDNN (with AVX-512 it is ahead of ${openblas} at every size)`;
+    const below = info.openBlasBelowRows;
+    return below > 0
+      ? `GEMMs: ${openblas} under ${below.toLocaleString('en-US')} rows, oneDNN above`
+      : `GEMMs: oneDNN (with ${info.isa} it is ahead of ${openblas} at every size)`;
   }
   if (v === 'onednn') return `GEMMs: oneDNN (${NATIVE_GEMM_ENV}=onednn)`;
   if (v === 'openblas') return `GEMMs: ${openblas} where it can (${NATIVE_GEMM_ENV}=openblas)`;
