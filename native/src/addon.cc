@@ -65,7 +65,7 @@ napi_value release_body(napi_env env, napi_callback_info info) {
   return js_number(env, release_packed(static_cast<uint64_t>(args.int_at(0, "key", 1))));
 }
 
-// cacheStats() -> { packed, primitives, packedBytes }
+// cacheStats() -> { packed, primitives, packedBytes, attentionScratchBytes }
 napi_value stats_body(napi_env env, napi_callback_info) {
   CacheStats s = cache_stats();
   napi_value obj;
@@ -73,6 +73,7 @@ napi_value stats_body(napi_env env, napi_callback_info) {
   set_prop(env, obj, "packed", js_number(env, static_cast<double>(s.packed)));
   set_prop(env, obj, "primitives", js_number(env, static_cast<double>(s.primitives)));
   set_prop(env, obj, "packedBytes", js_number(env, static_cast<double>(s.packed_bytes)));
+  set_prop(env, obj, "attentionScratchBytes", js_number(env, static_cast<double>(attention_scratch_bytes())));
   return obj;
 }
 

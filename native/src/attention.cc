@@ -7,6 +7,7 @@
 #include <cblas.h>
 #include <omp.h>
 
+#include <atomic>
 #include <sstream>
 #include <vector>
 
@@ -65,6 +66,13 @@ void attention_probs(const Dims& s, const float* q, const float* k, const float*
 
 /** Largest Nq x Nk one thread holds for the per-head forward (64 MiB); larger runs the batched path. */
 constexpr int64_t kPerHeadMaxFloats = int64_t{16} << 20;
+/**
+ * Each thread keeps its per-head scores between calls up to this size (4 MiB: a NaFlex image of 1,024 patches);
+ * larger ones are freed when the call ends, so one long sequence does not hold 64 MiB per thread for good.
+ */
+constexpr size_t kPerThreadKeepBytes = size_t{4} << 20;
+/** Bytes held by the threads' per-head scores (attention_scratch_bytes). */
+std::atomic<int64_t> per_head_bytes{0};
 
 /**
  * out = softmax(q k^T * scale + mask) v with each (image, head) pair on one thread: its scores, softmax rows and
@@ -78,6 +86,7 @@ void attention_per_head(const Dims& s, const float* q, const float* k, const flo
 #pragma omp parallel
   {
     static thread_local std::vector<float> scores;
+    const size_t had = scores.capacity();
     if (scores.size() < static_cast<size_t>(s.nq * s.nk)) scores.resize(static_cast<size_t>(s.nq * s.nk));
     float* p = scores.data();
 #pragma omp for schedule(static)
@@ -101,6 +110,9 @@ void attention_per_head(const Dims& s, const float* q, const float* k, const flo
                   static_cast<int>(s.nk), 1.f, p, static_cast<int>(s.nk), vh, static_cast<int>(dim), 0.f,
                   out + b * s.nq * dim + h * s.d, static_cast<int>(dim));
     }
+    if (scores.capacity() * sizeof(float) > kPerThreadKeepBytes) std::vector<float>().swap(scores);
+    per_head_bytes += (static_cast<int64_t>(scores.capacity()) - static_cast<int64_t>(had)) *
+                      static_cast<int64_t>(sizeof(float));
   }
 }
 
@@ -125,6 +137,15 @@ struct TrimOnExit {
     }
   }
 };
+
+}  // namespace
+
+int64_t attention_scratch_bytes() {
+  return per_head_bytes.load() +
+         static_cast<int64_t>((probs_scratch.capacity() + dprobs_scratch.capacity()) * sizeof(float));
+}
+
+namespace {
 
 Dims read_dims(Args& args, size_t at) {
   Dims s{args.int_at(at, "batch", 1), args.int_at(at + 1, "queries", 1), args.int_at(at + 2, "keys", 1),

@@ -61,6 +61,9 @@ std::string problem_key(const MatmulProblem& p, bool pack);
 
 /** Frees the packed copies kept under `key`; returns how many there were. */
 int release_packed(uint64_t key);
+/** Bytes the attention keeps between calls: the threads' per-head scores and the batched path's probabilities. */
+int64_t attention_scratch_bytes();
+
 /** Number of packed weights, cached primitives, and bytes held by packed weights. */
 struct CacheStats {
   int64_t packed = 0, primitives = 0, packed_bytes = 0;

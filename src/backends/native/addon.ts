@@ -79,7 +79,13 @@ export interface NativeAddon {
   info(): NativeInfo;
   setThreads(n: number): void;
   releasePacked(key: number): number;
-  cacheStats(): { packed: number; primitives: number; packedBytes: number };
+  /** Cached weights and primitives, and the bytes the attention keeps between calls (freed above 4 MiB a thread). */
+  cacheStats(): {
+    packed: number;
+    primitives: number;
+    packedBytes: number;
+    attentionScratchBytes: number;
+  };
   clearCaches(): void;
   matmul(
     a: Float32Array,
