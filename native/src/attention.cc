@@ -7,7 +7,6 @@
 #include <cblas.h>
 #include <omp.h>
 
-#include <atomic>
 #include <sstream>
 #include <vector>
 
@@ -66,13 +65,40 @@ void attention_probs(const Dims& s, const float* q, const float* k, const float*
 
 /** Largest Nq x Nk one thread holds for the per-head forward (64 MiB); larger runs the batched path. */
 constexpr int64_t kPerHeadMaxFloats = int64_t{16} << 20;
+
 /**
- * Each thread keeps its per-head scores between calls up to this size (4 MiB: a NaFlex image of 1,024 patches);
- * larger ones are freed when the call ends, so one long sequence does not hold 64 MiB per thread for good.
+ * Scratch for the [B, H, Nq, Nk] probabilities, kept between calls (up to kKeepBytes) so that each layer does not
+ * zero and fault in fresh pages: so400m's 16 heads x 256 x 256 are 4 MiB per image. Every element is written before
+ * it is read. Kernels run on the JS thread, one at a time.
  */
+std::vector<float> probs_scratch, dprobs_scratch;
+constexpr size_t kKeepBytes = size_t{64} << 20;
+/**
+ * Each OpenMP thread's per-head scores, by thread number (resized by that thread, so its pages are first touched
+ * on its core), kept between calls up to kPerThreadKeepBytes (4 MiB: a NaFlex image of 1,024 patches), so that one
+ * long sequence does not hold up to 64 MiB per thread for good.
+ */
+std::vector<std::vector<float>> per_head_scratch;
 constexpr size_t kPerThreadKeepBytes = size_t{4} << 20;
-/** Bytes held by the threads' per-head scores (attention_scratch_bytes). */
-std::atomic<int64_t> per_head_bytes{0};
+
+float* scratch(std::vector<float>& buf, size_t floats) {
+  if (buf.size() < floats) buf.resize(floats);
+  return buf.data();
+}
+
+/** Frees `buf` when it holds more than `keep_bytes`. */
+void keep_at_most(std::vector<float>& buf, size_t keep_bytes) {
+  if (buf.capacity() * sizeof(float) > keep_bytes) std::vector<float>().swap(buf);
+}
+
+/** Frees the scratch buffers larger than worth keeping when a call returns (or throws). */
+struct TrimOnExit {
+  ~TrimOnExit() {
+    keep_at_most(probs_scratch, kKeepBytes);
+    keep_at_most(dprobs_scratch, kKeepBytes);
+    for (std::vector<float>& buf : per_head_scratch) keep_at_most(buf, kPerThreadKeepBytes);
+  }
+};
 
 /**
  * out = softmax(q k^T * scale + mask) v with each (image, head) pair on one thread: its scores, softmax rows and
@@ -83,12 +109,14 @@ void attention_per_head(const Dims& s, const float* q, const float* k, const flo
                         float scale, float* out) {
   const int64_t dim = s.dim();
   const int64_t tasks = s.b * s.h;
+  // A team has at most omp_get_max_threads() threads (no nested regions: kernels run on the JS thread).
+  const size_t team = static_cast<size_t>(omp_get_max_threads());
+  if (per_head_scratch.size() < team) per_head_scratch.resize(team);
+  TrimOnExit trim;
 #pragma omp parallel
   {
-    static thread_local std::vector<float> scores;
-    const size_t had = scores.capacity();
-    if (scores.size() < static_cast<size_t>(s.nq * s.nk)) scores.resize(static_cast<size_t>(s.nq * s.nk));
-    float* p = scores.data();
+    std::vector<float>& mine = per_head_scratch[static_cast<size_t>(omp_get_thread_num())];
+    float* p = scratch(mine, static_cast<size_t>(s.nq * s.nk));
 #pragma omp for schedule(static)
     for (int64_t t = 0; t < tasks; t++) {
       const int64_t b = t / s.h, h = t % s.h;
@@ -110,42 +138,8 @@ void attention_per_head(const Dims& s, const float* q, const float* k, const flo
                   static_cast<int>(s.nk), 1.f, p, static_cast<int>(s.nk), vh, static_cast<int>(dim), 0.f,
                   out + b * s.nq * dim + h * s.d, static_cast<int>(dim));
     }
-    if (scores.capacity() * sizeof(float) > kPerThreadKeepBytes) std::vector<float>().swap(scores);
-    per_head_bytes += (static_cast<int64_t>(scores.capacity()) - static_cast<int64_t>(had)) *
-                      static_cast<int64_t>(sizeof(float));
   }
 }
-
-/**
- * Scratch for the [B, H, Nq, Nk] probabilities, kept between calls (up to kKeepBytes) so that each layer does not
- * zero and fault in fresh pages: so400m's 16 heads x 256 x 256 are 4 MiB per image. Every element is written before
- * it is read. Kernels run on the JS thread, one at a time.
- */
-std::vector<float> probs_scratch, dprobs_scratch;
-constexpr size_t kKeepBytes = size_t{64} << 20;
-
-float* scratch(std::vector<float>& buf, size_t floats) {
-  if (buf.size() < floats) buf.resize(floats);
-  return buf.data();
-}
-
-/** Frees the scratch buffers larger than worth keeping when a call returns (or throws). */
-struct TrimOnExit {
-  ~TrimOnExit() {
-    for (std::vector<float>* buf : {&probs_scratch, &dprobs_scratch}) {
-      if (buf->size() * sizeof(float) > kKeepBytes) std::vector<float>().swap(*buf);
-    }
-  }
-};
-
-}  // namespace
-
-int64_t attention_scratch_bytes() {
-  return per_head_bytes.load() +
-         static_cast<int64_t>((probs_scratch.capacity() + dprobs_scratch.capacity()) * sizeof(float));
-}
-
-namespace {
 
 Dims read_dims(Args& args, size_t at) {
   Dims s{args.int_at(at, "batch", 1), args.int_at(at + 1, "queries", 1), args.int_at(at + 2, "keys", 1),
@@ -221,6 +215,12 @@ napi_value attention_bwd_body(napi_env env, napi_callback_info info) {
 }
 
 }  // namespace
+
+int64_t attention_scratch_bytes() {
+  size_t floats = probs_scratch.capacity() + dprobs_scratch.capacity();
+  for (const std::vector<float>& buf : per_head_scratch) floats += buf.capacity();
+  return static_cast<int64_t>(floats * sizeof(float));
+}
 
 napi_value Attention(napi_env env, napi_callback_info info) {
   return guard(env, "Attention", attention_body, info);
