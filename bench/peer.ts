@@ -8,36 +8,14 @@
  * The graphs are written once into the OS temp folder (`siglip2-peer/`) and reused. With the native addon built
  * it also prints the library sgemm reference of `npm run bench -- --backend native`, measured in this process.
  */
-import { spawnSync } from 'node:child_process';
-import { createRequire } from 'node:module';
 import { existsSync, mkdirSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { loadNativeAddon } from '../src/backends/native/addon.js';
 import { eachTowerInItsOwnProcess, encoderGflop, fullSizeConfig } from './workloads.js';
 import { referenceSgemm } from './native_sgemm.js';
+import { loadOrt, type OrtTensor } from './peer/ort.js';
 import { writeTextTower, writeVisionTower } from './peer/siglip_onnx.js';
-
-/** The part of onnxruntime-node's API used here (it is installed on first use, so its types are not at hand). */
-interface OrtTensor {
-  readonly data: ArrayLike<number>;
-  dispose(): void;
-}
-interface OrtSession {
-  run(feeds: Record<string, OrtTensor>): Promise<Record<string, OrtTensor>>;
-  release(): Promise<void>;
-}
-interface Ort {
-  env: { versions: { node: string } };
-  Tensor: new (type: string, data: Float32Array | BigInt64Array, dims: number[]) => OrtTensor;
-  InferenceSession: {
-    create(path: string, options: Record<string, unknown>): Promise<OrtSession>;
-  };
-}
-
-/** The peer's version, pinned: figures in the README were measured with it. */
-const ORT_VERSION = '1.30.0';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -52,40 +30,6 @@ const threads = Number(arg('threads', String(cpus().length)));
 
 const peakRssGiB = () => (process.resourceUsage().maxRSS * 1024) / 2 ** 30;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
-/**
- * onnxruntime-node, installed on first use into `.tmp/peer` (not a dependency of the package: it is 288 MB for
- * every platform, and its install script downloads CUDA libraries from nuget.org on Linux x64; `--ignore-scripts`
- * keeps the CPU build it ships).
- */
-function loadOrt(): Ort {
-  const prefix = fileURLToPath(new URL('../../.tmp/peer', import.meta.url));
-  const entry = join(prefix, 'node_modules', 'onnxruntime-node');
-  if (!existsSync(join(entry, 'package.json'))) {
-    console.log(`installing onnxruntime-node@${ORT_VERSION} into ${prefix} (first use) ...`);
-    mkdirSync(prefix, { recursive: true });
-    const r = spawnSync(
-      'npm',
-      [
-        'install',
-        '--prefix',
-        prefix,
-        '--ignore-scripts',
-        '--no-save',
-        '--no-audit',
-        '--no-fund',
-        `onnxruntime-node@${ORT_VERSION}`,
-      ],
-      { stdio: 'inherit' },
-    );
-    if (r.status !== 0) {
-      throw new Error(
-        `bench:peer: installing onnxruntime-node@${ORT_VERSION} into ${prefix} failed (npm exit ${r.status})`,
-      );
-    }
-  }
-  return createRequire(import.meta.url)(entry) as Ort;
-}
 
 async function main(): Promise<void> {
   if (tower === 'both') {
