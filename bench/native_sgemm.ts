@@ -62,7 +62,7 @@ function arg(name: string, fallback: string): string {
 }
 
 /** The model's matMuls per encoder layer: [tokens, in] x [in, out]. */
-function modelShapes(model: string): { label: string; m: number; k: number; n: number }[] {
+export function modelShapes(model: string): { label: string; m: number; k: number; n: number }[] {
   const [d, inter, tokens] = model === 'base' ? [768, 3072, 196] : [1152, 4304, 256];
   const shapes = [];
   for (const [batch, what] of [
