@@ -2,7 +2,9 @@
  * Where a native forward pass spends its time, call by call: every call into the addon is timed from JavaScript,
  * grouped (matMuls by shape), and each matMul's rate in the model is set beside the rate of the same product
  * measured alone in this process, on the library the addon runs it on. The wall time not spent in addon calls is
- * TF.js and JavaScript between the kernels.
+ * TF.js and JavaScript between the kernels. Each timed run of the model alternates with a run of the same encoder
+ * straight on the addon (bench/addon_encoder.ts, no TF.js): their ratio, in one process and one period of the
+ * machine's speed, is what the TF.js layers cost on top of the kernels.
  *
  *   npm run bench:in-model [-- --model base|so400m] [--tower vision|text] [--batch 1] [--runs 10]
  *
@@ -14,6 +16,7 @@ import { ACTIVATIONS, type NativeAddon } from '../src/backends/native/addon.js';
 import type { NativeBackend } from '../src/backends/native/backend.js';
 import { SiglipModel } from '../src/model/siglip_model.js';
 import { disposeTowerOutputs } from '../src/model/tower_outputs.js';
+import { AddonOnlyEncoder, type EncoderShape } from './addon_encoder.js';
 import { fillRandom } from './random_weights.js';
 import { fullSizeConfig } from './workloads.js';
 
@@ -99,6 +102,7 @@ async function main(): Promise<void> {
   let run: () => Promise<void>;
   let what: string;
   let input: tf.Tensor;
+  let encoderShape: EncoderShape;
   if (tower === 'text') {
     const t = built.text!;
     fillRandom(t.model);
@@ -109,6 +113,15 @@ async function main(): Promise<void> {
       'int32',
     );
     what = '8 texts x 64 tokens';
+    const tc = config.textConfig!;
+    encoderShape = {
+      layers: tc.numHiddenLayers,
+      hidden: tc.hiddenSize,
+      intermediate: tc.intermediateSize,
+      heads: tc.numAttentionHeads,
+      batch: 8,
+      tokens: 64,
+    };
     run = async () => {
       const o = t.predict(input);
       await o.poolerOutput!.data();
@@ -121,18 +134,39 @@ async function main(): Promise<void> {
     const size = vc.modelType === 'siglip_vision_model' ? vc.imageSize : 256;
     input = tf.randomUniform([batch, 3, size, size], -1, 1);
     what = `${batch} image${batch > 1 ? 's' : ''}`;
+    encoderShape = {
+      layers: vc.numHiddenLayers,
+      hidden: vc.hiddenSize,
+      intermediate: vc.intermediateSize,
+      heads: vc.numAttentionHeads,
+      batch,
+      tokens: (size / vc.patchSize) ** 2,
+    };
     run = async () => {
       const o = v.predict({ pixelValues: input });
       await o.poolerOutput!.data();
       disposeTowerOutputs(o);
     };
   }
-  for (let i = 0; i < 2; i++) await run(); // warm-up: packed weights, pooled outputs
-  timing.on = true;
-  const t0 = performance.now();
-  for (let i = 0; i < runs; i++) await run();
-  const wall = (performance.now() - t0) / runs;
-  timing.on = false;
+  const encoder = new AddonOnlyEncoder(addon, encoderShape);
+  for (let i = 0; i < 2; i++) {
+    await run(); // warm-up: packed weights, pooled outputs
+    encoder.forward();
+  }
+  const modelMs: number[] = [];
+  const encoderMs: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    timing.on = true;
+    let t0 = performance.now();
+    await run();
+    modelMs.push(performance.now() - t0);
+    timing.on = false;
+    t0 = performance.now();
+    encoder.forward();
+    encoderMs.push(performance.now() - t0);
+  }
+  const wall = modelMs.reduce((a, b) => a + b, 0) / runs;
+  encoder.dispose();
   input.dispose();
   built.dispose();
 
@@ -141,10 +175,17 @@ async function main(): Promise<void> {
     `${dir} ${tower}, ${what}: ${wall.toFixed(1)} ms per run (mean of ${runs}); in addon calls ` +
       `${inAddon.toFixed(1)} ms, between them (TF.js, JavaScript) ${(wall - inAddon).toFixed(1)} ms`,
   );
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const [m, e] = [median(modelMs), median(encoderMs)];
+  console.log(
+    `the encoder straight on the addon (no TF.js, no embeddings or head), alternating with the model run by run: ` +
+      `median ${e.toFixed(1)} ms against the model's ${m.toFixed(1)} ms (model / addon only ${(m / e).toFixed(2)}x); ` +
+      `pairs ${modelMs.map((t, i) => `${t.toFixed(0)}/${encoderMs[i].toFixed(0)}`).join(' ')}`,
+  );
   const info = addon.info();
   const below = info.openBlasBelowRows;
   console.log(
-    '| call | ms per run | share | calls per run | GFLOP/s in the model | the same product alone | library |',
+    '| call | ms per run | share | calls per run | GFLOP/s in the model | the same product alone (measured after the runs) | library |',
   );
   console.log('|---|---|---|---|---|---|---|');
   for (const [key, s] of [...stats].sort((a, b) => b[1].ms - a[1].ms)) {
