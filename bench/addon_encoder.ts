@@ -6,6 +6,7 @@
  * The embeddings and the head are left out (a few percent of a forward pass).
  */
 import { ACTIVATIONS, type NativeAddon } from '../src/backends/native/addon.js';
+import { fillUniform } from './xorshift.js';
 
 export interface EncoderShape {
   layers: number;
@@ -36,13 +37,7 @@ const KEY_BASE = 2 ** 40;
 
 function random(n: number, seed: number): Float32Array {
   const out = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    out[i] = ((s >>> 0) / 4294967296 - 0.5) * 0.04;
-  }
+  fillUniform(out, seed, 0, 0.04);
   return out;
 }
 

@@ -5,6 +5,7 @@
 import onnxProto from 'onnx-proto';
 import { closeSync, openSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import { basename } from 'node:path';
+import { fillUniform } from '../xorshift.js';
 
 const { onnx } = onnxProto;
 
@@ -46,14 +47,7 @@ export class OnnxGraph {
   weight(prefix: string, dims: number[], around = 0): string {
     const n = dims.reduce((a, b) => a * b, 1);
     const data = new Float32Array(n);
-    let s = this.seed;
-    for (let i = 0; i < n; i++) {
-      s ^= s << 13;
-      s ^= s >>> 17;
-      s ^= s << 5;
-      data[i] = around + 0.04 * ((s >>> 0) / 4294967296 - 0.5);
-    }
-    this.seed = s >>> 0 || 1;
+    this.seed = fillUniform(data, this.seed, around, 0.04);
     return this.floatTensor(prefix, dims, data);
   }
 
