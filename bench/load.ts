@@ -14,11 +14,7 @@ import '../src/index.js';
 import { type BackendName, useBackend } from '../src/backends/index.js';
 import { loadSiglip } from '../src/loader/index.js';
 import { disposeTowerOutputs } from '../src/model/tower_outputs.js';
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
-}
+import { arg } from './cli.js';
 
 const GiB = 2 ** 30;
 

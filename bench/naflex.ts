@@ -9,6 +9,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type BackendName, useBackend } from '../src/backends/index.js';
 import { SiglipVisionModel, disposeTowerOutputs, parseConfig } from '../src/index.js';
+import { arg } from './cli.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const FIXTURES = process.env.SIGLIP2_FIXTURES ?? resolve(ROOT, '../shared/fixtures');
@@ -31,11 +32,6 @@ function so400mNaflexConfig(): unknown {
       text_config: { ...tower, vocab_size: 256000 },
     };
   }
-}
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
 }
 
 /** A plausible (h, w) for a budget of patches: the largest square grid that fits. */

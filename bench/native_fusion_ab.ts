@@ -17,11 +17,7 @@ import { fullSizeConfig } from './workloads.js';
 import { SiglipModel } from '../src/model/siglip_model.js';
 import { disposeTowerOutputs } from '../src/model/tower_outputs.js';
 import { fillRandom } from './random_weights.js';
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
-}
+import { arg, median } from './cli.js';
 
 const FUSION_VARIANTS: Record<string, { gemm: string; fused: boolean }> = {
   'oneDNN only, unfused': { gemm: 'onednn', fused: false },
@@ -29,8 +25,6 @@ const FUSION_VARIANTS: Record<string, { gemm: string; fused: boolean }> = {
   'GEMM choice, unfused': { gemm: 'auto', fused: false },
   'GEMM choice, fused': { gemm: 'auto', fused: true },
 };
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function main(): Promise<void> {
   const model = arg('model', 'base');

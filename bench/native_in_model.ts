@@ -19,11 +19,7 @@ import { disposeTowerOutputs } from '../src/model/tower_outputs.js';
 import { AddonOnlyEncoder, type EncoderShape } from './addon_encoder.js';
 import { fillRandom } from './random_weights.js';
 import { fullSizeConfig } from './workloads.js';
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
-}
+import { arg, median } from './cli.js';
 
 const activationName = (code: number) =>
   Object.entries(ACTIVATIONS).find(([, c]) => c === code)?.[0] ?? `activation ${code}`;
@@ -175,7 +171,6 @@ async function main(): Promise<void> {
     `${dir} ${tower}, ${what}: ${wall.toFixed(1)} ms per run (mean of ${runs}); in addon calls ` +
       `${inAddon.toFixed(1)} ms, between them (TF.js, JavaScript) ${(wall - inAddon).toFixed(1)} ms`,
   );
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   const [m, e] = [median(modelMs), median(encoderMs)];
   console.log(
     `the encoder straight on the addon (no TF.js, no embeddings or head), alternating with the model run by run: ` +

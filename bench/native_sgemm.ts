@@ -7,6 +7,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { loadNativeAddon } from '../src/backends/native/addon.js';
+import { arg } from './cli.js';
 
 export const SGEMM_SHAPE = [2048, 1152, 4304] as const;
 
@@ -54,11 +55,6 @@ export function printGemmChoices(): void {
         `(oneDNN ${c.onednnGflops.toFixed(0)}, OpenBLAS ${c.openblasGflops.toFixed(0)})`,
     );
   }
-}
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
 }
 
 /** The model's matMuls per encoder layer: [tokens, in] x [in, out]. */

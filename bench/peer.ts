@@ -16,11 +16,7 @@ import { eachTowerInItsOwnProcess, encoderGflop, fullSizeConfig } from './worklo
 import { referenceSgemm } from './native_sgemm.js';
 import { loadOrt, type OrtTensor } from './peer/ort.js';
 import { writeTextTower, writeVisionTower } from './peer/siglip_onnx.js';
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
-}
+import { arg, median } from './cli.js';
 
 const modelName = arg('model', 'so400m');
 const tower = arg('tower', 'both');
@@ -29,8 +25,6 @@ const batches = arg('batches', '1,4').split(',').map(Number);
 const threads = Number(arg('threads', String(cpus().length)));
 
 const peakRssGiB = () => (process.resourceUsage().maxRSS * 1024) / 2 ** 30;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
 async function main(): Promise<void> {
   if (tower === 'both') {
     eachTowerInItsOwnProcess(import.meta.url, 'peer benchmark');

@@ -17,15 +17,9 @@ import { loadNativeAddon } from '../src/backends/native/addon.js';
 import { SGEMM_SHAPE, modelShapes } from './native_sgemm.js';
 import { OnnxGraph } from './peer/onnx_graph.js';
 import { loadOrt, type Ort, type OrtSession } from './peer/ort.js';
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
-}
+import { arg, median } from './cli.js';
 
 const PAUSE_AFTER_ORT_MS = Number(process.env.PAUSE_AFTER_ORT_MS ?? 300);
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** A session of `x [m,k] @ w [k,n]` with `w` a random initializer (the graph is written once into the temp folder). */
 async function matMulSession(ort: Ort, m: number, k: number, n: number): Promise<OrtSession> {

@@ -19,11 +19,7 @@ import { kernelProfile } from './kernel_profile.js';
 import { printGemmChoices, referenceSgemm } from './native_sgemm.js';
 import { fillRandom } from './random_weights.js';
 import { eachTowerInItsOwnProcess, encoderGflop, fullSizeConfig } from './workloads.js';
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
-}
+import { arg, median } from './cli.js';
 
 const modelName = arg('model', 'so400m');
 const backend = arg('backend', 'wasm') as BackendName;
@@ -35,11 +31,6 @@ const threads = process.argv.includes('--threads') ? Number(arg('threads', '2'))
 
 /** Peak resident set size so far, as the kernel tracks it (kernels run synchronously, so no timer could sample). */
 const peakRssGiB = () => (process.resourceUsage().maxRSS * 1024) / 2 ** 30;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
 
 async function time(label: string, fn: () => Promise<void>): Promise<number> {
   const times: number[] = [];
