@@ -2,7 +2,7 @@
  * The model's matMul shapes on onnxruntime's GEMM (MLAS) against the native addon's two libraries, in one process,
  * rounds interleaved: is the native backend's gap to onnxruntime the GEMM itself?
  *
- *   npm run bench:peer-gemm [-- --model so400m|base] [--rounds 7]
+ *   npm run bench:peer-gemm [-- --model so400m|base] [--rounds 7] [--pause-ms 300]
  *
  * onnxruntime runs a one-MatMul ONNX graph whose weight is an initializer, as in the peer's tower graphs (its MatMul
  * packs such a weight once, at session creation). Its times include the JavaScript call and the copy of the output
@@ -18,8 +18,6 @@ import { SGEMM_SHAPE, modelShapes } from './native_sgemm.js';
 import { OnnxGraph } from './peer/onnx_graph.js';
 import { loadOrt, type Ort, type OrtSession } from './peer/ort.js';
 import { arg, median } from './cli.js';
-
-const PAUSE_AFTER_ORT_MS = Number(process.env.PAUSE_AFTER_ORT_MS ?? 300);
 
 /** A session of `x [m,k] @ w [k,n]` with `w` a random initializer (the graph is written once into the temp folder). */
 async function matMulSession(ort: Ort, m: number, k: number, n: number): Promise<OrtSession> {
@@ -48,6 +46,8 @@ async function main(): Promise<void> {
   const ort = loadOrt();
   const model = arg('model', 'so400m');
   const rounds = Math.max(3, Number(arg('rounds', '7')));
+  // the pause after onnxruntime's products, before the addon's (see the loop below)
+  const pauseMs = Number(arg('pause-ms', '300'));
   const info = addon.info();
   console.log(
     `onnxruntime-node ${ort.env.versions.node} (MLAS) vs ${info.library} ${info.version} (${info.isa}) and ` +
@@ -86,7 +86,7 @@ async function main(): Promise<void> {
       // product on base's [196,768]x[768,768] ran at 74-88 GFLOP/s, 121-139 alone).
       await sleep(20);
       rates.ort.push(flop / (await ortBest()) / 1e9);
-      await sleep(PAUSE_AFTER_ORT_MS);
+      await sleep(pauseMs);
       rates.blas.push(flop / addon.benchSgemm(s.m, s.k, s.n, 3, 3) / 1e9);
       await sleep(20);
       rates.dnnl.push(flop / addon.benchSgemm(s.m, s.k, s.n, 1, 3) / 1e9);
