@@ -249,10 +249,9 @@ int main(int argc, char** argv) {
     o.b.resize(static_cast<size_t>(p.k) * p.n);
     for (float& x : o.a) x = uni(rng);
     for (float& x : o.b) x = uni(rng) * 0.05f;
-    std::vector<float> expected(static_cast<size_t>(p.m) * p.n);
-    o.c.assign(expected.size(), 0.f);
-    vs[0].run(o);
-    expected = o.c;
+    o.c.assign(static_cast<size_t>(p.m) * p.n, 0.f);
+    vs[0].run(o);  // OpenBLAS: the reference every library's product is checked against
+    const std::vector<float> expected = o.c;
     for (auto& v : vs) v.prepare(o);
     std::vector<std::vector<double>> seconds(vs.size());
     std::vector<double> worst(vs.size(), 0.0);
