@@ -12,6 +12,7 @@
         "src/vec_math.cc",
         "src/softmax.cc",
         "src/attention.cc",
+        "src/encoder_layer.cc",
         "src/bench.cc",
         "src/transpose.cc",
         "src/binary.cc",

@@ -65,7 +65,7 @@ napi_value release_body(napi_env env, napi_callback_info info) {
   return js_number(env, release_packed(static_cast<uint64_t>(args.int_at(0, "key", 1))));
 }
 
-// cacheStats() -> { packed, primitives, packedBytes, attentionScratchBytes }
+// cacheStats() -> { packed, primitives, packedBytes, attentionScratchBytes, encoderLayerScratchBytes }
 napi_value stats_body(napi_env env, napi_callback_info) {
   CacheStats s = cache_stats();
   napi_value obj;
@@ -74,6 +74,8 @@ napi_value stats_body(napi_env env, napi_callback_info) {
   set_prop(env, obj, "primitives", js_number(env, static_cast<double>(s.primitives)));
   set_prop(env, obj, "packedBytes", js_number(env, static_cast<double>(s.packed_bytes)));
   set_prop(env, obj, "attentionScratchBytes", js_number(env, static_cast<double>(attention_scratch_bytes())));
+  set_prop(env, obj, "encoderLayerScratchBytes",
+           js_number(env, static_cast<double>(encoder_layer_scratch_bytes())));
   return obj;
 }
 
@@ -127,6 +129,7 @@ napi_value init(napi_env env, napi_value exports) {
       {"softmax", nullptr, signal_safe<Softmax>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"attention", nullptr, signal_safe<Attention>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"attentionBackward", nullptr, signal_safe<AttentionBackward>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"encoderLayer", nullptr, signal_safe<EncoderLayer>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"benchSgemm", nullptr, signal_safe<BenchSgemm>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"transpose", nullptr, signal_safe<Transpose>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"binary", nullptr, Binary, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

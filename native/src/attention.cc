@@ -20,10 +20,7 @@ namespace siglip2 {
 
 namespace {
 
-struct Dims {
-  int64_t b, nq, nk, h, d;
-  int64_t dim() const { return h * d; }
-};
+using Dims = AttentionDims;
 
 /** [B, H, N, d] view of a [B, N, H*d] tensor. */
 std::vector<int64_t> heads_strides(const Dims& s, int64_t n) { return {n * s.dim(), s.d, s.dim(), 1}; }
@@ -161,16 +158,7 @@ napi_value attention_body(napi_env env, napi_callback_info info) {
   const float* v = args.f32_at(2, "v", s.b * s.nk * s.dim());
   const float* mask = args.f32_opt(3, "mask", s.b * s.nk);
   float* out = args.f32_at(4, "out", s.b * s.nq * s.dim());
-  if (vec_math_available() && s.nq * s.nk <= kPerHeadMaxFloats && openblas_allowed()) {
-    attention_per_head(s, q, k, v, mask, scale, out);
-    return undefined_value(env);
-  }
-  TrimOnExit trim;
-  float* probs = scratch(probs_scratch, static_cast<size_t>(s.b * s.h * s.nq * s.nk));
-  attention_probs(s, q, k, mask, scale, probs);
-  run_matmul(problem({s.b, s.h, s.nq, s.nk}, probs_strides(s), {s.b, s.h, s.nk, s.d}, heads_strides(s, s.nk),
-                     {s.b, s.h, s.nq, s.d}, heads_strides(s, s.nq), 1.f),
-             probs, v, nullptr, out);
+  attention_forward(s, q, k, v, mask, scale, out);
   return undefined_value(env);
 }
 
@@ -215,6 +203,20 @@ napi_value attention_bwd_body(napi_env env, napi_callback_info info) {
 }
 
 }  // namespace
+
+void attention_forward(const AttentionDims& s, const float* q, const float* k, const float* v, const float* mask,
+                       float scale, float* out) {
+  if (vec_math_available() && s.nq * s.nk <= kPerHeadMaxFloats && openblas_allowed()) {
+    attention_per_head(s, q, k, v, mask, scale, out);
+    return;
+  }
+  TrimOnExit trim;
+  float* probs = scratch(probs_scratch, static_cast<size_t>(s.b * s.h * s.nq * s.nk));
+  attention_probs(s, q, k, mask, scale, probs);
+  run_matmul(problem({s.b, s.h, s.nq, s.nk}, probs_strides(s), {s.b, s.h, s.nk, s.d}, heads_strides(s, s.nk),
+                     {s.b, s.h, s.nq, s.d}, heads_strides(s, s.nq), 1.f),
+             probs, v, nullptr, out);
+}
 
 int64_t attention_scratch_bytes() {
   size_t floats = probs_scratch.capacity() + dprobs_scratch.capacity();

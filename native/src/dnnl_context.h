@@ -63,6 +63,8 @@ std::string problem_key(const MatmulProblem& p, bool pack);
 int release_packed(uint64_t key);
 /** Bytes the attention keeps between calls: the threads' per-head scores and the batched path's probabilities. */
 int64_t attention_scratch_bytes();
+/** Bytes the one-call encoder layer keeps between calls for its intermediates (encoder_layer.cc). */
+int64_t encoder_layer_scratch_bytes();
 
 /** Number of packed weights, cached primitives, and bytes held by packed weights. */
 struct CacheStats {

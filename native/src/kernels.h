@@ -12,6 +12,7 @@ napi_value GeluTanhBackward(napi_env env, napi_callback_info info);
 napi_value Softmax(napi_env env, napi_callback_info info);
 napi_value Attention(napi_env env, napi_callback_info info);
 napi_value AttentionBackward(napi_env env, napi_callback_info info);
+napi_value EncoderLayer(napi_env env, napi_callback_info info);
 napi_value BenchSgemm(napi_env env, napi_callback_info info);
 // mmap.cc: weight files mapped into external ArrayBuffers.
 napi_value MapFiles(napi_env env, napi_callback_info info);

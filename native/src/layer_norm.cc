@@ -8,6 +8,7 @@
 
 #include "args.h"
 #include "kernels.h"
+#include "ops.h"
 
 namespace siglip2 {
 
@@ -42,15 +43,7 @@ napi_value ln_body(napi_env env, napi_callback_info info) {
   const float* g = args.f32_at(1, "gamma", cols);
   const float* b = args.f32_at(2, "beta", cols);
   float* out = args.f32_at(3, "out", rows * cols);
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < rows; r++) {
-    const float* xr = x + r * cols;
-    float* o = out + r * cols;
-    double mean, rstd;
-    row_stats(xr, cols, eps, &mean, &rstd);
-    const float fm = static_cast<float>(mean), fr = static_cast<float>(rstd);
-    for (int64_t j = 0; j < cols; j++) o[j] = (xr[j] - fm) * fr * g[j] + b[j];
-  }
+  layer_norm_forward(x, g, b, out, rows, cols, eps);
   return undefined_value(env);
 }
 
@@ -117,6 +110,19 @@ napi_value ln_bwd_body(napi_env env, napi_callback_info info) {
 }
 
 }  // namespace
+
+void layer_norm_forward(const float* x, const float* g, const float* b, float* out, int64_t rows, int64_t cols,
+                        double eps) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; r++) {
+    const float* xr = x + r * cols;
+    float* o = out + r * cols;
+    double mean, rstd;
+    row_stats(xr, cols, eps, &mean, &rstd);
+    const float fm = static_cast<float>(mean), fr = static_cast<float>(rstd);
+    for (int64_t j = 0; j < cols; j++) o[j] = (xr[j] - fm) * fr * g[j] + b[j];
+  }
+}
 
 napi_value LayerNorm(napi_env env, napi_callback_info info) { return guard(env, "LayerNorm", ln_body, info); }
 napi_value LayerNormBackward(napi_env env, napi_callback_info info) {

@@ -1,4 +1,5 @@
-// oneDNN eltwise and softmax primitives used by several kernels (cached per size).
+// Kernel bodies shared between the Node-API entry points: oneDNN eltwise and softmax primitives (cached per size),
+// the LayerNorm forward and the attention forward.
 #pragma once
 #include <cstdint>
 
@@ -9,4 +10,16 @@ void gelu_tanh_backward(const float* x, const float* dy, float* dx, int64_t n);
 void softmax_forward(const float* x, float* y, int64_t rows, int64_t cols);
 /** dx = y (dy - sum(dy y)) over the last axis; dx may alias dy. */
 void softmax_backward(const float* y, const float* dy, float* dx, int64_t rows, int64_t cols);
+/** LayerNorm over the last axis of [rows, cols] (biased variance, as torch.nn.LayerNorm); out may not alias x. */
+void layer_norm_forward(const float* x, const float* gamma, const float* beta, float* out, int64_t rows, int64_t cols,
+                        double eps);
+
+/** The sizes of one attention call: q [b, nq, h*d], k and v [b, nk, h*d]. */
+struct AttentionDims {
+  int64_t b, nq, nk, h, d;
+  int64_t dim() const { return h * d; }
+};
+/** out = softmax(q k^T * scale + mask) v over every head, out [b, nq, h*d]; mask: additive [b, nk] or null. */
+void attention_forward(const AttentionDims& s, const float* q, const float* k, const float* v, const float* mask,
+                       float scale, float* out);
 }  // namespace siglip2

@@ -1,8 +1,14 @@
 import * as tf from '@tensorflow/tfjs';
 import { SiglipLayer, type Shape, type SiglipLayerArgs, firstShape, splitInputs } from './base.js';
 import { SiglipAttention } from './attention.js';
-import { type HiddenAct, parseHiddenAct } from './kernels/activations.js';
+import { type HiddenAct, TANH_GELUS, parseHiddenAct } from './kernels/activations.js';
+import {
+  type EncoderLayerWeights,
+  type LinearWeights,
+  layerKernelOverrides,
+} from './kernels/overrides.js';
 import { LayerNorm } from './layer_norm.js';
+import type { Linear } from './linear.js';
 import { SiglipMLP } from './mlp.js';
 
 export interface EncoderLayerArgs extends SiglipLayerArgs {
@@ -92,8 +98,45 @@ export class SiglipEncoderLayer extends SiglipLayer {
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
     return tf.tidy(() => {
       const [x, keyMask] = splitInputs(inputs);
-      return this.mlpBlock(this.attentionBlock(x, keyMask));
+      const weights = this.wholeLayerWeights();
+      const whole =
+        weights &&
+        layerKernelOverrides()?.encoderLayer?.(x, weights, {
+          numHeads: this.numHeads,
+          layerNormEps: this.layerNormEps,
+          keyMask,
+        });
+      return whole ?? this.mlpBlock(this.attentionBlock(x, keyMask));
     });
+  }
+
+  /**
+   * The weights for a backend's one-op encoder layer (the native backend at inference), or undefined where that op
+   * would compute something else: a LoRA adapter, a linear without bias, an activation other than GELU-tanh.
+   */
+  wholeLayerWeights(): EncoderLayerWeights | undefined {
+    if (!TANH_GELUS.has(this.hiddenAct)) return undefined;
+    const attn = this.selfAttn;
+    const linears = [attn.qProj, attn.kProj, attn.vProj, attn.outProj, this.mlp.fc1, this.mlp.fc2];
+    if (linears.some((l) => l.lora !== undefined || l.bias === undefined)) return undefined;
+    const lw = (l: Linear): LinearWeights => ({
+      kernel: l.kernel.read() as tf.Tensor2D,
+      bias: (l.bias as tf.LayerVariable).read() as tf.Tensor1D,
+    });
+    const ln = (l: LayerNorm) => ({
+      gamma: l.gamma.read() as tf.Tensor1D,
+      beta: l.beta.read() as tf.Tensor1D,
+    });
+    return {
+      layerNorm1: ln(this.layerNorm1),
+      qProj: lw(attn.qProj),
+      kProj: lw(attn.kProj),
+      vProj: lw(attn.vProj),
+      outProj: lw(attn.outProj),
+      layerNorm2: ln(this.layerNorm2),
+      fc1: lw(this.mlp.fc1),
+      fc2: lw(this.mlp.fc2),
+    };
   }
 
   /** The first residual block, `x + self_attn(layer_norm1(x), mask)` (the add may be fused into out_proj). */

@@ -142,4 +142,52 @@ describe('native backend: bad input at the Node-API boundary', function () {
     );
     assert.throws(() => addon.setThreads(0), /threads must be an integer >= 1/);
   });
+
+  // x [2, 3, 4], 2 heads, intermediate 5: each weight replaceable, every other argument valid
+  const encoderLayer = (
+    replace: Record<number, unknown> = {},
+    sizes: number[] = [2, 3, 4, 2, 5],
+    keys: number[] = [0, 0, 0, 0, 0, 0],
+  ) => {
+    const [b, n, d, , f] = sizes;
+    const args: unknown[] = [
+      f32(b * n * d),
+      ...[d, d, d * d, d, d * d, d, d * d, d, d * d, d, d, d, d * f, f, f * d, d].map(f32),
+      null,
+      f32(b * n * d),
+      ...sizes,
+      1e-6,
+      0.5,
+      keys,
+    ];
+    for (const [i, v] of Object.entries(replace)) args[Number(i)] = v;
+    return (addon.encoderLayer as (...a: unknown[]) => number)(...args);
+  };
+
+  it('EncoderLayer: wrong dtype, mismatched sizes, zero size, detached buffer, aliasing, bad keys', () => {
+    assert.equal(encoderLayer(), 0);
+    const shapes = /\(x \[2,3,4\], 2 heads, intermediate 5\)/;
+    const fails = (re: RegExp, ...a: Parameters<typeof encoderLayer>) => {
+      assert.throws(() => encoderLayer(...a), re);
+      assert.throws(() => encoderLayer(...a), shapes);
+    };
+    fails(/native EncoderLayer: x must be a Float32Array/, { 0: new Float64Array(24) });
+    fails(/native EncoderLayer: q_proj\.kernel has 15 elements, expected 16/, { 3: f32(15) });
+    fails(/native EncoderLayer: fc1\.bias has 4 elements, expected 5/, { 14: f32(4) });
+    fails(/native EncoderLayer: layer_norm2\.beta is backed by a detached ArrayBuffer/, {
+      12: detached(4),
+    });
+    fails(/native EncoderLayer: mask has 5 elements, expected 6/, { 17: f32(5) });
+    const x = f32(24);
+    fails(/native EncoderLayer: out overlaps x/, { 0: x, 18: x });
+    assert.throws(
+      () => encoderLayer({}, [2, 3, 4, 3, 5]),
+      /native EncoderLayer: hidden is not divisible by heads \(x \[2,3,4\], 3 heads, intermediate 5\)/,
+    );
+    fails(/native EncoderLayer: packKeys must have 6 entries/, {}, undefined, [0, 0]);
+    assert.throws(
+      () => encoderLayer({}, [0, 3, 4, 2, 5]),
+      /native EncoderLayer: batch must be an integer >= 1/,
+    );
+  });
 });

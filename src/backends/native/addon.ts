@@ -85,6 +85,7 @@ export interface NativeAddon {
     primitives: number;
     packedBytes: number;
     attentionScratchBytes: number;
+    encoderLayerScratchBytes: number;
   };
   clearCaches(): void;
   matmul(
@@ -168,6 +169,41 @@ export interface NativeAddon {
     headDim: number,
     scale: number,
   ): void;
+  /**
+   * One SigLIP encoder layer at inference (native/src/encoder_layer.cc): `h = x + out_proj(attention(ln1(x)))`,
+   * `out = h + fc2(geluTanh(fc1(ln2(h))))`, every linear with its bias. x and out `[batch, tokens, hidden]`;
+   * mask the additive `[batch, tokens]` or null; packKeys for q, k, v, out_proj, fc1, fc2 (as matmul's). Returns a
+   * bit per product (same order) set when that call copied its kernel into a packed layout.
+   */
+  encoderLayer(
+    x: Float32Array,
+    ln1Gamma: Float32Array,
+    ln1Beta: Float32Array,
+    qKernel: Float32Array,
+    qBias: Float32Array,
+    kKernel: Float32Array,
+    kBias: Float32Array,
+    vKernel: Float32Array,
+    vBias: Float32Array,
+    oKernel: Float32Array,
+    oBias: Float32Array,
+    ln2Gamma: Float32Array,
+    ln2Beta: Float32Array,
+    fc1Kernel: Float32Array,
+    fc1Bias: Float32Array,
+    fc2Kernel: Float32Array,
+    fc2Bias: Float32Array,
+    mask: Float32Array | null,
+    out: Float32Array,
+    batch: number,
+    tokens: number,
+    hidden: number,
+    heads: number,
+    intermediate: number,
+    epsilon: number,
+    scale: number,
+    packKeys: number[],
+  ): number;
   /** x of `shape` (rank 1-6) permuted by `perm` into out; impl 0 default (oneDNN reorder), 1 runs / tiled loop, 2 oneDNN reorder. */
   transpose(
     x: Float32Array | Int32Array,

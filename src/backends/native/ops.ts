@@ -7,7 +7,12 @@ import * as tf from '@tensorflow/tfjs';
 import { recordingGradients } from '../../internals/tfjs.js';
 import { MASKED_SCORE } from '../../layers/kernels/attention.js';
 import { opWithLazyGrads } from '../../layers/kernels/lazy_grad.js';
-import type { FusedLinearOptions, LayerKernelOverrides } from '../../layers/kernels/overrides.js';
+import type {
+  EncoderLayerOptions,
+  EncoderLayerWeights,
+  FusedLinearOptions,
+  LayerKernelOverrides,
+} from '../../layers/kernels/overrides.js';
 import { ACTIVATIONS } from './addon.js';
 import type { NativeBackend } from './backend.js';
 import { NATIVE } from './kernels.js';
@@ -265,10 +270,109 @@ function fusedLinear(
   );
 }
 
+/** The products of an encoder layer in the order of the addon's packKeys and returned bits. */
+const LAYER_PRODUCTS = ['qProj', 'kProj', 'vProj', 'outProj', 'fc1', 'fc2'] as const;
+
+/**
+ * A whole encoder layer in one native call (native/src/encoder_layer.cc): the kernels the op-by-op path runs, in the
+ * same order, without the TF.js work between them. Inference only (declines while a gradient is recorded); declines
+ * what the addon does not take (non-float32 tensors, x not `[B, N, D]`), and throws on weights whose shapes do not
+ * fit, naming them.
+ */
+function encoderLayer(
+  x: tf.Tensor,
+  w: EncoderLayerWeights,
+  options: EncoderLayerOptions,
+): tf.Tensor | undefined {
+  const be = nativeBackend();
+  if (be === undefined || recordingGradients() || x.rank !== 3) return undefined;
+  const { numHeads, layerNormEps, keyMask } = options;
+  const tensors: Record<string, tf.Tensor> = { x };
+  for (const [module, weights] of Object.entries(w)) {
+    for (const [name, t] of Object.entries(weights as Record<string, tf.Tensor>)) {
+      tensors[`${module}.${name}`] = t;
+    }
+  }
+  if (!usable(...Object.values(tensors))) return undefined;
+  const [b, n, d] = x.shape as [number, number, number];
+  const f = w.fc1.kernel.shape[1];
+  const expected: Record<string, number[]> = {
+    'fc1.kernel': [d, f],
+    'fc1.bias': [f],
+    'fc2.kernel': [f, d],
+  };
+  for (const [name, t] of Object.entries(tensors)) {
+    if (name === 'x') continue;
+    const shape = expected[name] ?? (name.endsWith('.kernel') ? [d, d] : [d]);
+    if (!tf.util.arraysEqual(t.shape, shape)) {
+      throw new Error(
+        `native EncoderLayer: ${name} is [${t.shape}], expected [${shape}] for x [${x.shape}]`,
+      );
+    }
+  }
+  if (d % numHeads !== 0) {
+    throw new Error(`native EncoderLayer: hidden size ${d} is not divisible by ${numHeads} heads`);
+  }
+  if (keyMask !== undefined && !tf.util.arraysEqual(keyMask.shape, [b, n])) {
+    throw new Error(
+      `native EncoderLayer: key mask [${keyMask.shape}] must be [${b}, ${n}] (x [${x.shape}])`,
+    );
+  }
+  const mask = keyMask === undefined ? null : additiveMask(keyMask);
+  const values = (name: string) => be.f32(tensors[name], 'EncoderLayer', name);
+  const kernels = LAYER_PRODUCTS.map((p) => w[p].kernel);
+  return named('NativeEncoderLayer', () =>
+    opWithLazyGrads(
+      tensors,
+      () => {
+        const out = be.alloc(x.size);
+        const kernelValues = LAYER_PRODUCTS.map((p) => values(`${p}.kernel`));
+        const copied = be.addon.encoderLayer(
+          values('x'),
+          values('layerNorm1.gamma'),
+          values('layerNorm1.beta'),
+          kernelValues[0],
+          values('qProj.bias'),
+          kernelValues[1],
+          values('kProj.bias'),
+          kernelValues[2],
+          values('vProj.bias'),
+          kernelValues[3],
+          values('outProj.bias'),
+          values('layerNorm2.gamma'),
+          values('layerNorm2.beta'),
+          kernelValues[4],
+          values('fc1.bias'),
+          kernelValues[5],
+          values('fc2.bias'),
+          mask,
+          out,
+          b,
+          n,
+          d,
+          numHeads,
+          f,
+          layerNormEps,
+          (d / numHeads) ** -0.5,
+          kernels.map((k) => be.packKeyFor(k, k.size, false)),
+        );
+        kernels.forEach((k, i) => {
+          if (copied & (1 << i)) be.afterPack(k, kernelValues[i], false);
+        });
+        return tf.tensor(out, x.shape, 'float32');
+      },
+      () => {
+        throw new Error('native EncoderLayer is inference-only: it has no gradient');
+      },
+    ),
+  );
+}
+
 export const NATIVE_LAYER_OVERRIDES: LayerKernelOverrides = {
   layerNorm,
   geluTanh,
   attention,
   fusedLinear,
+  encoderLayer,
   fastTransposedMatMul: true,
 };

@@ -12,6 +12,13 @@ export const SUPPORTED_ACTIVATIONS = [
 ] as const;
 export type HiddenAct = (typeof SUPPORTED_ACTIVATIONS)[number];
 
+/** The activations that are GELU with the tanh approximation (what the `geluTanh` kernels compute). */
+export const TANH_GELUS: ReadonlySet<HiddenAct> = new Set([
+  'gelu_pytorch_tanh',
+  'gelu_new',
+  'gelu_fast',
+]);
+
 export function isHiddenAct(name: string): name is HiddenAct {
   return (SUPPORTED_ACTIVATIONS as readonly string[]).includes(name);
 }

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { activation, type HiddenAct } from './activations.js';
+import { TANH_GELUS, activation, type HiddenAct } from './activations.js';
 import { linear, linearWithResidual } from './linear.js';
 import { layerKernelOverrides } from './overrides.js';
 
@@ -10,9 +10,6 @@ export interface MlpWeights {
   fc2Kernel: tf.Tensor2D;
   fc2Bias: tf.Tensor1D;
 }
-
-/** The activations computed by `geluTanh`. */
-const TANH_GELUS: ReadonlySet<HiddenAct> = new Set(['gelu_pytorch_tanh', 'gelu_new', 'gelu_fast']);
 
 /** `act(fc1(x))`, as one fused op where the backend has one for GELU-tanh (the native backend at inference). */
 function hidden(x: tf.Tensor, w: MlpWeights, act: HiddenAct): tf.Tensor {

@@ -6,6 +6,38 @@ export interface FusedLinearOptions {
   residual?: tf.Tensor;
 }
 
+/** A linear layer's kernel `[in, out]` and bias `[out]`. */
+export interface LinearWeights {
+  kernel: tf.Tensor2D;
+  bias: tf.Tensor1D;
+}
+
+/** A LayerNorm's scale and offset. */
+export interface LayerNormWeights {
+  gamma: tf.Tensor1D;
+  beta: tf.Tensor1D;
+}
+
+/** Every weight of one SigLIP encoder layer, named after the checkpoint's modules. */
+export interface EncoderLayerWeights {
+  layerNorm1: LayerNormWeights;
+  qProj: LinearWeights;
+  kProj: LinearWeights;
+  vProj: LinearWeights;
+  outProj: LinearWeights;
+  layerNorm2: LayerNormWeights;
+  fc1: LinearWeights;
+  fc2: LinearWeights;
+}
+
+/** The sizes an encoder layer's arithmetic needs besides its weights. */
+export interface EncoderLayerOptions {
+  numHeads: number;
+  layerNormEps: number;
+  /** `[B, N]`, 1 attend, 0 padding */
+  keyMask?: tf.Tensor;
+}
+
 /**
  * Replacements a backend can give for the layer arithmetic of this folder (the `native` backend registers
  * C++ versions). Each must compute what the JavaScript version computes, with its gradient; it may return
@@ -37,6 +69,15 @@ export interface LayerKernelOverrides {
     kernel: tf.Tensor2D,
     bias: tf.Tensor1D | undefined,
     options: FusedLinearOptions,
+  ): tf.Tensor | undefined;
+  /**
+   * A whole pre-LN encoder layer with GELU-tanh, `h = x + out_proj(attn(ln1(x))); h + fc2(gelu(fc1(ln2(h))))`, as one
+   * op, for inference: like fusedLinear it must return undefined while gradients are being recorded.
+   */
+  encoderLayer?(
+    x: tf.Tensor,
+    weights: EncoderLayerWeights,
+    options: EncoderLayerOptions,
   ): tf.Tensor | undefined;
   /** True when matMuls with transpose flags are as fast as plain ones (gradients then skip explicit transposes). */
   fastTransposedMatMul?: boolean;

@@ -1,0 +1,136 @@
+// One SigLIP encoder layer at inference in a single call (pre-LN):
+//   h = x + out_proj(attention(q_proj(ln1(x)), k_proj(ln1(x)), v_proj(ln1(x)), mask))
+//   out = h + fc2(gelu_tanh(fc1(ln2(h))))
+// The same kernels, in the same order, as the native backend runs op by op (LayerNorm, matmuls with their bias,
+// GELU-tanh or residual fused, the attention), so the numbers are the same; what it saves is the TF.js work between
+// them (a tensor, a tidy scope and a kernel dispatch per op). The intermediates live in one scratch buffer kept
+// between calls (up to kKeepBytes).
+#include <cstddef>
+#include <sstream>
+#include <vector>
+
+#include "args.h"
+#include "dnnl_context.h"
+#include "kernels.h"
+#include "ops.h"
+
+namespace siglip2 {
+
+namespace {
+
+std::vector<float> layer_scratch;
+constexpr size_t kKeepBytes = size_t{64} << 20;
+
+struct TrimOnExit {
+  ~TrimOnExit() {
+    if (layer_scratch.capacity() * sizeof(float) > kKeepBytes) std::vector<float>().swap(layer_scratch);
+  }
+};
+
+/** out = act(x [m, k] @ w [k, n] + bias) (+ residual); returns whether `w` was copied into a packed layout. */
+bool linear(const float* x, const float* w, const float* bias, float* out, int64_t m, int64_t k, int64_t n, Act act,
+            uint64_t pack_key, const float* residual = nullptr) {
+  MatmulProblem p;
+  p.src_dims = {m, k};
+  p.src_strides = {k, 1};
+  p.wei_dims = {k, n};
+  p.wei_strides = {n, 1};
+  p.dst_dims = {m, n};
+  p.dst_strides = {n, 1};
+  p.bias = true;
+  p.act = act;
+  p.residual = residual != nullptr;
+  return run_matmul(p, x, w, bias, out, pack_key, residual);
+}
+
+/** The argument positions of the layer's weights, in the order JavaScript passes them. */
+enum Weight : size_t {
+  kLn1Gamma = 1, kLn1Beta, kQ, kQBias, kK, kKBias, kV, kVBias, kO, kOBias,
+  kLn2Gamma, kLn2Beta, kFc1, kFc1Bias, kFc2, kFc2Bias,
+};
+constexpr size_t kMaskArg = 17, kOutArg = 18, kSizeArgs = 19, kPackKeysArg = 26;
+/** The products, in the order of packKeys and of the returned bits. */
+constexpr size_t kProducts = 6;
+
+// encoderLayer(x, ln1Gamma, ln1Beta, qKernel, qBias, kKernel, kBias, vKernel, vBias, oKernel, oBias, ln2Gamma,
+//              ln2Beta, fc1Kernel, fc1Bias, fc2Kernel, fc2Bias, mask | null, out, batch, tokens, hidden, heads,
+//              intermediate, epsilon, scale, packKeys[6]: q, k, v, out_proj, fc1, fc2)
+//   -> bit i set when product i copied its weight into a packed layout
+// x and out [batch, tokens, hidden]; mask: additive [batch, tokens] (0 or the float32 minimum) or null; scale: the
+// attention's score scale (headDim^-0.5, computed by the caller as the op-by-op attention's is).
+napi_value encoder_layer_body(napi_env env, napi_callback_info info) {
+  Args args(env, info, "EncoderLayer", 27);
+  const int64_t b = args.int_at(kSizeArgs, "batch", 1);
+  const int64_t n = args.int_at(kSizeArgs + 1, "tokens", 1);
+  const int64_t d = args.int_at(kSizeArgs + 2, "hidden", 1);
+  const int64_t heads = args.int_at(kSizeArgs + 3, "heads", 1);
+  const int64_t f = args.int_at(kSizeArgs + 4, "intermediate", 1);
+  const double eps = args.num_at(kSizeArgs + 5, "epsilon");
+  const float scale = static_cast<float>(args.num_at(kSizeArgs + 6, "scale"));
+  std::ostringstream shapes;
+  shapes << "x [" << b << "," << n << "," << d << "], " << heads << " heads, intermediate " << f;
+  args.set_shapes(shapes.str());
+  if (d % heads != 0) args.fail("hidden is not divisible by heads");
+  const std::vector<int64_t> keys = args.ints_at(kPackKeysArg, "packKeys", 0, kProducts);
+  if (keys.size() != kProducts) args.fail("packKeys must have 6 entries (q, k, v, out_proj, fc1, fc2)");
+
+  const int64_t m = b * n;
+  const float* x = args.f32_at(0, "x", m * d);
+  auto vec = [&](Weight w, const char* name, int64_t count) { return args.f32_at(w, name, count); };
+  const float* ln1g = vec(kLn1Gamma, "layer_norm1.gamma", d);
+  const float* ln1b = vec(kLn1Beta, "layer_norm1.beta", d);
+  const float* wq = vec(kQ, "q_proj.kernel", d * d);
+  const float* bq = vec(kQBias, "q_proj.bias", d);
+  const float* wk = vec(kK, "k_proj.kernel", d * d);
+  const float* bk = vec(kKBias, "k_proj.bias", d);
+  const float* wv = vec(kV, "v_proj.kernel", d * d);
+  const float* bv = vec(kVBias, "v_proj.bias", d);
+  const float* wo = vec(kO, "out_proj.kernel", d * d);
+  const float* bo = vec(kOBias, "out_proj.bias", d);
+  const float* ln2g = vec(kLn2Gamma, "layer_norm2.gamma", d);
+  const float* ln2b = vec(kLn2Beta, "layer_norm2.beta", d);
+  const float* w1 = vec(kFc1, "fc1.kernel", d * f);
+  const float* b1 = vec(kFc1Bias, "fc1.bias", f);
+  const float* w2 = vec(kFc2, "fc2.kernel", f * d);
+  const float* b2 = vec(kFc2Bias, "fc2.bias", d);
+  const float* mask = args.f32_opt(kMaskArg, "mask", b * n);
+  float* out = args.f32_at(kOutArg, "out", m * d);
+  if (x < out + m * d && out < x + m * d) args.fail("out overlaps x");
+
+  TrimOnExit trim;
+  const size_t md = static_cast<size_t>(m * d);
+  const size_t floats = 6 * md + static_cast<size_t>(m * f);
+  if (layer_scratch.size() < floats) layer_scratch.resize(floats);
+  float* normed = layer_scratch.data();
+  float* q = normed + md;
+  float* k = q + md;
+  float* v = k + md;
+  float* att = v + md;
+  float* h = att + md;
+  float* hidden = h + md;
+
+  auto key = [&](size_t i) { return static_cast<uint64_t>(keys[i]); };
+  int copied = 0;
+  auto note = [&](size_t i, bool c) { copied |= c ? (1 << i) : 0; };
+  layer_norm_forward(x, ln1g, ln1b, normed, m, d, eps);
+  note(0, linear(normed, wq, bq, q, m, d, d, Act::kLinear, key(0)));
+  note(1, linear(normed, wk, bk, k, m, d, d, Act::kLinear, key(1)));
+  note(2, linear(normed, wv, bv, v, m, d, d, Act::kLinear, key(2)));
+  const AttentionDims s{b, n, n, heads, d / heads};
+  attention_forward(s, q, k, v, mask, scale, att);
+  note(3, linear(att, wo, bo, h, m, d, d, Act::kLinear, key(3), x));
+  layer_norm_forward(h, ln2g, ln2b, normed, m, d, eps);
+  note(4, linear(normed, w1, b1, hidden, m, d, f, Act::kGeluTanh, key(4)));
+  note(5, linear(hidden, w2, b2, out, m, f, d, Act::kLinear, key(5), h));
+  return js_number(env, copied);
+}
+
+}  // namespace
+
+int64_t encoder_layer_scratch_bytes() { return static_cast<int64_t>(layer_scratch.capacity() * sizeof(float)); }
+
+napi_value EncoderLayer(napi_env env, napi_callback_info info) {
+  return guard(env, "EncoderLayer", encoder_layer_body, info);
+}
+
+}  // namespace siglip2
