@@ -29,6 +29,15 @@ export function fullSizeConfig(modelName: string): { dir: string; config: Siglip
 }
 
 /**
+ * A tower's child's arguments: the caller's, less its own `--tower` (a child that read `--tower both` first would
+ * spawn children of its own, without end), then `--tower <tower>`.
+ */
+export function towerChildArgs(args: string[], tower: string): string[] {
+  const rest = args.filter((a, i) => a !== '--tower' && args[i - 1] !== '--tower');
+  return [...rest, '--tower', tower];
+}
+
+/**
  * Runs the calling benchmark script once per tower, each in its own process (`--tower vision`, then `text`), with
  * the same arguments: a tower built after another may not find room (wasm's heap never shrinks), and peak RSS is
  * per tower. Throws naming the tower whose run failed.
@@ -37,8 +46,10 @@ export function eachTowerInItsOwnProcess(scriptUrl: string, what: string): void 
   for (const t of ['vision', 'text']) {
     const r = spawnSync(
       process.execPath,
-      [fileURLToPath(scriptUrl), ...process.argv.slice(2), '--tower', t],
-      { stdio: 'inherit' },
+      [fileURLToPath(scriptUrl), ...towerChildArgs(process.argv.slice(2), t)],
+      {
+        stdio: 'inherit',
+      },
     );
     if (r.status !== 0) throw new Error(`the ${t} tower ${what} failed (exit ${r.status})`);
   }
