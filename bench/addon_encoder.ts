@@ -1,8 +1,9 @@
 /**
- * A SigLIP encoder run straight on the native addon, with no TF.js in between: the calls the `native` backend makes
+ * A SigLIP encoder run straight on the native addon, with no TF.js in between: the kernels the `native` backend runs
  * for one inference forward pass through the encoder layers (LayerNorm, q/k/v with bias, the attention, out_proj
- * with the residual fused, LayerNorm, fc1 with GELU-tanh, fc2 with the residual), on random weights, into buffers
- * allocated once. `npm run bench:in-model` runs it beside the model to show what TF.js costs on top of the kernels.
+ * with the residual fused, LayerNorm, fc1 with GELU-tanh, fc2 with the residual; the backend now runs them inside
+ * one `encoderLayer` call per layer, this calls each from JavaScript), on random weights, into buffers allocated
+ * once. `npm run bench:in-model` runs it beside the model to show what TF.js costs on top of the kernels.
  * The embeddings and the head are left out (a few percent of a forward pass).
  */
 import { ACTIVATIONS, type NativeAddon } from '../src/backends/native/addon.js';
