@@ -98,10 +98,11 @@ export class SiglipEncoderLayer extends SiglipLayer {
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
     return tf.tidy(() => {
       const [x, keyMask] = splitInputs(inputs);
-      const weights = this.wholeLayerWeights();
+      const wholeLayer = layerKernelOverrides()?.encoderLayer;
+      const weights = wholeLayer && this.wholeLayerWeights();
       const whole =
         weights &&
-        layerKernelOverrides()?.encoderLayer?.(x, weights, {
+        wholeLayer(x, weights, {
           numHeads: this.numHeads,
           layerNormEps: this.layerNormEps,
           keyMask,

@@ -274,6 +274,46 @@ function fusedLinear(
 const LAYER_PRODUCTS = ['qProj', 'kProj', 'vProj', 'outProj', 'fc1', 'fc2'] as const;
 
 /**
+ * The layer's input and weights by name (`x`, `qProj.kernel`, ...), checked against x `[B, N, D]`: throws naming a
+ * weight or mask whose shape does not fit.
+ */
+function layerTensors(
+  x: tf.Tensor,
+  w: EncoderLayerWeights,
+  { numHeads, keyMask }: EncoderLayerOptions,
+): Record<string, tf.Tensor> {
+  const [b, n, d] = x.shape as [number, number, number];
+  const f = w.fc1.kernel.shape[1];
+  const expected: Record<string, number[]> = {
+    'fc1.kernel': [d, f],
+    'fc1.bias': [f],
+    'fc2.kernel': [f, d],
+  };
+  const tensors: Record<string, tf.Tensor> = { x };
+  for (const [module, weights] of Object.entries(w)) {
+    for (const [name, t] of Object.entries(weights as Record<string, tf.Tensor>)) {
+      const key = `${module}.${name}`;
+      const shape = expected[key] ?? (name === 'kernel' ? [d, d] : [d]);
+      if (!tf.util.arraysEqual(t.shape, shape)) {
+        throw new Error(
+          `native EncoderLayer: ${key} is [${t.shape}], expected [${shape}] for x [${x.shape}]`,
+        );
+      }
+      tensors[key] = t;
+    }
+  }
+  if (d % numHeads !== 0) {
+    throw new Error(`native EncoderLayer: hidden size ${d} is not divisible by ${numHeads} heads`);
+  }
+  if (keyMask !== undefined && !tf.util.arraysEqual(keyMask.shape, [b, n])) {
+    throw new Error(
+      `native EncoderLayer: key mask [${keyMask.shape}] must be [${b}, ${n}] (x [${x.shape}])`,
+    );
+  }
+  return tensors;
+}
+
+/**
  * A whole encoder layer in one native call (native/src/encoder_layer.cc): the kernels the op-by-op path runs, in the
  * same order, without the TF.js work between them. Inference only (declines while a gradient is recorded); declines
  * what the addon does not take (non-float32 tensors, x not `[B, N, D]`), and throws on weights whose shapes do not
@@ -286,38 +326,11 @@ function encoderLayer(
 ): tf.Tensor | undefined {
   const be = nativeBackend();
   if (be === undefined || recordingGradients() || x.rank !== 3) return undefined;
-  const { numHeads, layerNormEps, keyMask } = options;
-  const tensors: Record<string, tf.Tensor> = { x };
-  for (const [module, weights] of Object.entries(w)) {
-    for (const [name, t] of Object.entries(weights as Record<string, tf.Tensor>)) {
-      tensors[`${module}.${name}`] = t;
-    }
-  }
+  const tensors = layerTensors(x, w, options);
   if (!usable(...Object.values(tensors))) return undefined;
+  const { numHeads, layerNormEps, keyMask } = options;
   const [b, n, d] = x.shape as [number, number, number];
   const f = w.fc1.kernel.shape[1];
-  const expected: Record<string, number[]> = {
-    'fc1.kernel': [d, f],
-    'fc1.bias': [f],
-    'fc2.kernel': [f, d],
-  };
-  for (const [name, t] of Object.entries(tensors)) {
-    if (name === 'x') continue;
-    const shape = expected[name] ?? (name.endsWith('.kernel') ? [d, d] : [d]);
-    if (!tf.util.arraysEqual(t.shape, shape)) {
-      throw new Error(
-        `native EncoderLayer: ${name} is [${t.shape}], expected [${shape}] for x [${x.shape}]`,
-      );
-    }
-  }
-  if (d % numHeads !== 0) {
-    throw new Error(`native EncoderLayer: hidden size ${d} is not divisible by ${numHeads} heads`);
-  }
-  if (keyMask !== undefined && !tf.util.arraysEqual(keyMask.shape, [b, n])) {
-    throw new Error(
-      `native EncoderLayer: key mask [${keyMask.shape}] must be [${b}, ${n}] (x [${x.shape}])`,
-    );
-  }
   const mask = keyMask === undefined ? null : additiveMask(keyMask);
   const values = (name: string) => be.f32(tensors[name], 'EncoderLayer', name);
   const kernels = LAYER_PRODUCTS.map((p) => w[p].kernel);
