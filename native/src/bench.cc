@@ -31,13 +31,7 @@ napi_value bench_body(napi_env env, napi_callback_info info) {
   std::uniform_real_distribution<float> u(-1.f, 1.f);
   for (auto& x : a) x = u(rng);
   for (auto& x : b) x = u(rng);
-  MatmulProblem p;
-  p.src_dims = {m, k};
-  p.src_strides = {k, 1};
-  p.wei_dims = {k, n};
-  p.wei_strides = {n, 1};
-  p.dst_dims = {m, n};
-  p.dst_strides = {n, 1};
+  const MatmulProblem p = plain_problem(m, k, n);
   const uint64_t key = 0xbe7c000000000000ull;
   auto once = [&]() {
     if (lib == 2) {  // OpenBLAS's own threading over the whole product, as a user of the library would call it

@@ -31,6 +31,17 @@ std::vector<int64_t> dense_strides(const std::vector<int64_t>& dims) {
   return s;
 }
 
+MatmulProblem plain_problem(int64_t m, int64_t k, int64_t n) {
+  MatmulProblem p;
+  p.src_dims = {m, k};
+  p.src_strides = {k, 1};
+  p.wei_dims = {k, n};
+  p.wei_strides = {n, 1};
+  p.dst_dims = {m, n};
+  p.dst_strides = {n, 1};
+  return p;
+}
+
 namespace {
 
 struct Plan {

@@ -77,6 +77,9 @@ void clear_caches();
 /** Implementation name oneDNN chose for a problem (for reports and tests). */
 std::string matmul_impl(const MatmulProblem& p);
 
+/** [m, k] x [k, n] -> [m, n], every operand dense and row-major, nothing fused. */
+MatmulProblem plain_problem(int64_t m, int64_t k, int64_t n);
+
 /** Row-major strides of dims. */
 std::vector<int64_t> dense_strides(const std::vector<int64_t>& dims);
 

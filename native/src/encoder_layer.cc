@@ -6,6 +6,7 @@
 // them (a tensor, a tidy scope and a kernel dispatch per op). The intermediates live in one scratch buffer kept
 // between calls (up to kKeepBytes).
 #include <cstddef>
+#include <utility>
 #include <sstream>
 #include <vector>
 
@@ -30,13 +31,7 @@ struct TrimOnExit {
 /** out = act(x [m, k] @ w [k, n] + bias) (+ residual); returns whether `w` was copied into a packed layout. */
 bool linear(const float* x, const float* w, const float* bias, float* out, int64_t m, int64_t k, int64_t n, Act act,
             uint64_t pack_key, const float* residual = nullptr) {
-  MatmulProblem p;
-  p.src_dims = {m, k};
-  p.src_strides = {k, 1};
-  p.wei_dims = {k, n};
-  p.wei_strides = {n, 1};
-  p.dst_dims = {m, n};
-  p.dst_strides = {n, 1};
+  MatmulProblem p = plain_problem(m, k, n);
   p.bias = true;
   p.act = act;
   p.residual = residual != nullptr;
@@ -76,23 +71,15 @@ napi_value encoder_layer_body(napi_env env, napi_callback_info info) {
 
   const int64_t m = b * n;
   const float* x = args.f32_at(0, "x", m * d);
-  auto vec = [&](Weight w, const char* name, int64_t count) { return args.f32_at(w, name, count); };
-  const float* ln1g = vec(kLn1Gamma, "layer_norm1.gamma", d);
-  const float* ln1b = vec(kLn1Beta, "layer_norm1.beta", d);
-  const float* wq = vec(kQ, "q_proj.kernel", d * d);
-  const float* bq = vec(kQBias, "q_proj.bias", d);
-  const float* wk = vec(kK, "k_proj.kernel", d * d);
-  const float* bk = vec(kKBias, "k_proj.bias", d);
-  const float* wv = vec(kV, "v_proj.kernel", d * d);
-  const float* bv = vec(kVBias, "v_proj.bias", d);
-  const float* wo = vec(kO, "out_proj.kernel", d * d);
-  const float* bo = vec(kOBias, "out_proj.bias", d);
-  const float* ln2g = vec(kLn2Gamma, "layer_norm2.gamma", d);
-  const float* ln2b = vec(kLn2Beta, "layer_norm2.beta", d);
-  const float* w1 = vec(kFc1, "fc1.kernel", d * f);
-  const float* b1 = vec(kFc1Bias, "fc1.bias", f);
-  const float* w2 = vec(kFc2, "fc2.kernel", f * d);
-  const float* b2 = vec(kFc2Bias, "fc2.bias", d);
+  // each weight's name and element count, by argument position
+  const std::pair<const char*, int64_t> shapes_of[] = {
+      {"layer_norm1.gamma", d}, {"layer_norm1.beta", d}, {"q_proj.kernel", d * d}, {"q_proj.bias", d},
+      {"k_proj.kernel", d * d}, {"k_proj.bias", d},      {"v_proj.kernel", d * d}, {"v_proj.bias", d},
+      {"out_proj.kernel", d * d}, {"out_proj.bias", d},  {"layer_norm2.gamma", d}, {"layer_norm2.beta", d},
+      {"fc1.kernel", d * f},    {"fc1.bias", f},         {"fc2.kernel", f * d},    {"fc2.bias", d},
+  };
+  const float* w[kFc2Bias + 1] = {};
+  for (size_t i = kLn1Gamma; i <= kFc2Bias; i++) w[i] = args.f32_at(i, shapes_of[i - 1].first, shapes_of[i - 1].second);
   const float* mask = args.f32_opt(kMaskArg, "mask", b * n);
   float* out = args.f32_at(kOutArg, "out", m * d);
   if (x < out + m * d && out < x + m * d) args.fail("out overlaps x");
@@ -112,16 +99,16 @@ napi_value encoder_layer_body(napi_env env, napi_callback_info info) {
   auto key = [&](size_t i) { return static_cast<uint64_t>(keys[i]); };
   int copied = 0;
   auto note = [&](size_t i, bool c) { copied |= c ? (1 << i) : 0; };
-  layer_norm_forward(x, ln1g, ln1b, normed, m, d, eps);
-  note(0, linear(normed, wq, bq, q, m, d, d, Act::kLinear, key(0)));
-  note(1, linear(normed, wk, bk, k, m, d, d, Act::kLinear, key(1)));
-  note(2, linear(normed, wv, bv, v, m, d, d, Act::kLinear, key(2)));
+  layer_norm_forward(x, w[kLn1Gamma], w[kLn1Beta], normed, m, d, eps);
+  note(0, linear(normed, w[kQ], w[kQBias], q, m, d, d, Act::kLinear, key(0)));
+  note(1, linear(normed, w[kK], w[kKBias], k, m, d, d, Act::kLinear, key(1)));
+  note(2, linear(normed, w[kV], w[kVBias], v, m, d, d, Act::kLinear, key(2)));
   const AttentionDims s{b, n, n, heads, d / heads};
   attention_forward(s, q, k, v, mask, scale, att);
-  note(3, linear(att, wo, bo, h, m, d, d, Act::kLinear, key(3), x));
-  layer_norm_forward(h, ln2g, ln2b, normed, m, d, eps);
-  note(4, linear(normed, w1, b1, hidden, m, d, f, Act::kGeluTanh, key(4)));
-  note(5, linear(hidden, w2, b2, out, m, f, d, Act::kLinear, key(5), h));
+  note(3, linear(att, w[kO], w[kOBias], h, m, d, d, Act::kLinear, key(3), x));
+  layer_norm_forward(h, w[kLn2Gamma], w[kLn2Beta], normed, m, d, eps);
+  note(4, linear(normed, w[kFc1], w[kFc1Bias], hidden, m, d, f, Act::kGeluTanh, key(4)));
+  note(5, linear(hidden, w[kFc2], w[kFc2Bias], out, m, f, d, Act::kLinear, key(5), h));
   return js_number(env, copied);
 }
 
