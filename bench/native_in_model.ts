@@ -14,12 +14,9 @@ import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../src/backends/index.js';
 import { ACTIVATIONS, type NativeAddon } from '../src/backends/native/addon.js';
 import type { NativeBackend } from '../src/backends/native/backend.js';
-import { SiglipModel } from '../src/model/siglip_model.js';
-import { disposeTowerOutputs } from '../src/model/tower_outputs.js';
-import { AddonOnlyEncoder, type EncoderShape } from './addon_encoder.js';
-import { fillRandom } from './random_weights.js';
-import { fullSizeConfig } from './workloads.js';
+import { AddonOnlyEncoder } from './addon_encoder.js';
 import { arg, median } from './cli.js';
+import { towerRunner } from './tower_runner.js';
 
 const activationName = (code: number) =>
   Object.entries(ACTIVATIONS).find(([, c]) => c === code)?.[0] ?? `activation ${code}`;
@@ -90,60 +87,8 @@ async function main(): Promise<void> {
   // The backend calls `this.addon.<kernel>` at every call: swapping the member times every kernel it runs.
   Object.defineProperty(backend, 'addon', { value: timedAddon(addon, stats, timing) });
 
-  const { dir, config } = fullSizeConfig(modelName);
-  const built = SiglipModel.build(config, {
-    weightInit: 'zeros',
-    towers: tower === 'text' ? 'text' : 'vision',
-  });
-  let run: () => Promise<void>;
-  let what: string;
-  let input: tf.Tensor;
-  let encoderShape: EncoderShape;
-  if (tower === 'text') {
-    const t = built.text!;
-    fillRandom(t.model);
-    const vocab = config.textConfig!.vocabSize;
-    input = tf.tensor2d(
-      Int32Array.from({ length: 8 * 64 }, (_, i) => (i * 7919) % vocab),
-      [8, 64],
-      'int32',
-    );
-    what = '8 texts x 64 tokens';
-    const tc = config.textConfig!;
-    encoderShape = {
-      layers: tc.numHiddenLayers,
-      hidden: tc.hiddenSize,
-      intermediate: tc.intermediateSize,
-      heads: tc.numAttentionHeads,
-      batch: 8,
-      tokens: 64,
-    };
-    run = async () => {
-      const o = t.predict(input);
-      await o.poolerOutput!.data();
-      disposeTowerOutputs(o);
-    };
-  } else {
-    const v = built.vision!;
-    fillRandom(v.model);
-    const vc = config.visionConfig!;
-    const size = vc.modelType === 'siglip_vision_model' ? vc.imageSize : 256;
-    input = tf.randomUniform([batch, 3, size, size], -1, 1);
-    what = `${batch} image${batch > 1 ? 's' : ''}`;
-    encoderShape = {
-      layers: vc.numHiddenLayers,
-      hidden: vc.hiddenSize,
-      intermediate: vc.intermediateSize,
-      heads: vc.numAttentionHeads,
-      batch,
-      tokens: (size / vc.patchSize) ** 2,
-    };
-    run = async () => {
-      const o = v.predict({ pixelValues: input });
-      await o.poolerOutput!.data();
-      disposeTowerOutputs(o);
-    };
-  }
+  const runner = towerRunner(modelName, tower === 'text' ? 'text' : 'vision', batch);
+  const { dir, what, encoderShape, run } = runner;
   const encoder = new AddonOnlyEncoder(addon, encoderShape);
   for (let i = 0; i < 2; i++) {
     await run(); // warm-up: packed weights, pooled outputs
@@ -163,8 +108,7 @@ async function main(): Promise<void> {
   }
   const wall = modelMs.reduce((a, b) => a + b, 0) / runs;
   encoder.dispose();
-  input.dispose();
-  built.dispose();
+  runner.dispose();
 
   const inAddon = [...stats.values()].reduce((a, s) => a + s.ms, 0) / runs;
   console.log(

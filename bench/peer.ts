@@ -8,14 +8,19 @@
  * The graphs are written once into the OS temp folder (`siglip2-peer/`) and reused. With the native addon built
  * it also prints the library sgemm reference of `npm run bench -- --backend native`, measured in this process.
  */
-import { existsSync, mkdirSync } from 'node:fs';
-import { cpus, loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { cpus, loadavg } from 'node:os';
 import { loadNativeAddon } from '../src/backends/native/addon.js';
-import { eachTowerInItsOwnProcess, encoderGflop, fullSizeConfig } from './workloads.js';
+import {
+  TEXTS,
+  TOKENS,
+  benchImageSize,
+  eachTowerInItsOwnProcess,
+  encoderGflop,
+  fullSizeConfig,
+} from './workloads.js';
 import { referenceSgemm } from './native_sgemm.js';
 import { loadOrt, type OrtTensor } from './peer/ort.js';
-import { writeTextTower, writeVisionTower } from './peer/siglip_onnx.js';
+import { peerFeeds, peerGraph, peerSession } from './peer/session.js';
 import { arg, median } from './cli.js';
 
 const modelName = arg('model', 'so400m');
@@ -34,16 +39,7 @@ async function main(): Promise<void> {
   const vc = config.visionConfig!;
   const tc = config.textConfig!;
   const ort = loadOrt();
-  const cache = join(tmpdir(), 'siglip2-peer');
-  mkdirSync(cache, { recursive: true });
-  const base = join(cache, `${dir}-${tower}`);
-  const modelPath = `${base}.onnx`;
-  if (!existsSync(modelPath)) {
-    const t0 = performance.now();
-    if (tower === 'vision') writeVisionTower(`${base}.weights`, modelPath, vc);
-    else writeTextTower(`${base}.weights`, modelPath, tc, 64);
-    console.log(`wrote ${modelPath} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-  }
+  const modelPath = peerGraph(dir, config, tower === 'text' ? 'text' : 'vision');
   console.log(
     `peer: onnxruntime-node ${ort.env.versions.node}, fp32, CPU execution provider, ${threads} intra-op threads; model ${dir} (${tower} tower), random weights`,
   );
@@ -60,12 +56,7 @@ async function main(): Promise<void> {
       .join(' ')}`,
   );
   const t0 = performance.now();
-  const session = await ort.InferenceSession.create(modelPath, {
-    intraOpNumThreads: threads,
-    interOpNumThreads: 1,
-    executionMode: 'sequential',
-    graphOptimizationLevel: 'all',
-  });
+  const session = await peerSession(ort, modelPath, threads);
   const load = (performance.now() - t0) / 1000;
   console.log(
     `session create (load + optimise) ${load.toFixed(1)} s, peak RSS ${peakRssGiB().toFixed(2)} GiB`,
@@ -101,25 +92,21 @@ async function main(): Promise<void> {
     rows.push({ label, s: m, items, gflop });
   };
   if (tower === 'vision') {
-    const size = vc.modelType === 'siglip_vision_model' ? vc.imageSize : 256;
+    const size = benchImageSize(config);
     const patches = (size / vc.patchSize) ** 2;
     const perImage =
       encoderGflop(vc.hiddenSize, vc.intermediateSize, vc.numHiddenLayers, patches) +
       (2 * patches * 3 * vc.patchSize ** 2 * vc.hiddenSize) / 1e9;
     for (const b of batches) {
-      const data = Float32Array.from({ length: b * 3 * size * size }, (_, i) => Math.sin(i) * 0.9);
-      const pixels = new ort.Tensor('float32', data, [b, 3, size, size]);
-      await time(`${b} image${b > 1 ? 's' : ''}`, b, b * perImage, { pixel_values: pixels });
+      const feeds = peerFeeds(ort, config, 'vision', b);
+      await time(`${b} image${b > 1 ? 's' : ''}`, b, b * perImage, feeds);
     }
   } else {
-    const ids = BigInt64Array.from({ length: 8 * 64 }, (_, i) => BigInt((i * 7919) % tc.vocabSize));
     await time(
-      '8 texts x 64',
-      8,
-      8 * encoderGflop(tc.hiddenSize, tc.intermediateSize, tc.numHiddenLayers, 64),
-      {
-        input_ids: new ort.Tensor('int64', ids, [8, 64]),
-      },
+      `${TEXTS} texts x ${TOKENS}`,
+      TEXTS,
+      TEXTS * encoderGflop(tc.hiddenSize, tc.intermediateSize, tc.numHiddenLayers, TOKENS),
+      peerFeeds(ort, config, 'text', TEXTS),
     );
   }
   await session.release();

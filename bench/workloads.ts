@@ -28,6 +28,16 @@ export function fullSizeConfig(modelName: string): { dir: string; config: Siglip
   return { dir, config: parseConfig(JSON.parse(readFileSync(path, 'utf8'))) };
 }
 
+/** Texts per text-tower workload, and tokens per text. */
+export const TEXTS = 8;
+export const TOKENS = 64;
+
+/** The side of the images the vision workloads feed: the config's for fixed resolution, 256 for NaFlex. */
+export function benchImageSize(config: SiglipConfig): number {
+  const vc = config.visionConfig!;
+  return vc.modelType === 'siglip_vision_model' ? vc.imageSize : 256;
+}
+
 /**
  * A tower's child's arguments: the caller's, less its own `--tower` (a child that read `--tower both` first would
  * spawn children of its own, without end), then `--tower <tower>`.
