@@ -4,9 +4,12 @@
  * two can be compared on one machine in one sitting.
  *
  *   npm run bench:peer [-- --model so400m|base] [--tower vision|text|both] [--threads N] [--runs 3] [--batches 1,4]
+ *                      [--profile]
  *
  * The graphs are written once into the OS temp folder (`siglip2-peer/`) and reused. With the native addon built
  * it also prints the library sgemm reference of `npm run bench -- --backend native`, measured in this process.
+ * `--profile` has onnxruntime profile every node and prints its kernel time by operator at the end (the runs'
+ * times then include the profiler's own cost).
  */
 import { cpus, loadavg } from 'node:os';
 import { loadNativeAddon } from '../src/backends/native/addon.js';
@@ -20,7 +23,8 @@ import {
 } from './workloads.js';
 import { referenceSgemm } from './native_sgemm.js';
 import { loadOrt, type OrtTensor } from './peer/ort.js';
-import { peerFeeds, peerGraph, peerSession } from './peer/session.js';
+import { newestProfile, printOrtProfile } from './peer/profile.js';
+import { peerFeeds, peerGraph, peerProfilePrefix, peerSession } from './peer/session.js';
 import { arg, median } from './cli.js';
 
 const modelName = arg('model', 'so400m');
@@ -28,6 +32,7 @@ const tower = arg('tower', 'both');
 const runs = Number(arg('runs', '3'));
 const batches = arg('batches', '1,4').split(',').map(Number);
 const threads = Number(arg('threads', String(cpus().length)));
+const profile = process.argv.includes('--profile');
 
 const peakRssGiB = () => (process.resourceUsage().maxRSS * 1024) / 2 ** 30;
 async function main(): Promise<void> {
@@ -56,7 +61,9 @@ async function main(): Promise<void> {
       .join(' ')}`,
   );
   const t0 = performance.now();
-  const session = await peerSession(ort, modelPath, threads);
+  const profilePrefix = profile ? peerProfilePrefix() : undefined;
+  const session = await peerSession(ort, modelPath, threads, profilePrefix);
+  let sessionRuns = 0;
   const load = (performance.now() - t0) / 1000;
   console.log(
     `session create (load + optimise) ${load.toFixed(1)} s, peak RSS ${peakRssGiB().toFixed(2)} GiB`,
@@ -70,9 +77,11 @@ async function main(): Promise<void> {
     feeds: Record<string, OrtTensor>,
   ) => {
     const run = async () => {
+      sessionRuns++;
       const out = await session.run(feeds);
       for (const t of Object.values(out)) t.dispose();
     };
+    sessionRuns++;
     const first = await session.run(feeds);
     const values = first.pooler_output.data;
     for (const t of Object.values(first)) t.dispose();
@@ -110,6 +119,7 @@ async function main(): Promise<void> {
     );
   }
   await session.release();
+  if (profilePrefix !== undefined) printOrtProfile(newestProfile(profilePrefix), sessionRuns);
   console.log('\nsummary (peer)');
   console.log(`| workload | median s | items/s | GFLOP/s |${sgemm ? ' % of sgemm |' : ''}`);
   console.log(`|---|---|---|---|${sgemm ? '---|' : ''}`);

@@ -25,14 +25,32 @@ export function peerGraph(dir: string, config: SiglipConfig, tower: 'vision' | '
   return modelPath;
 }
 
-/** A session as the peer benchmarks run it: `threads` intra-op threads, sequential, every graph optimisation. */
-export function peerSession(ort: Ort, modelPath: string, threads: number): Promise<OrtSession> {
+/**
+ * A session as the peer benchmarks run it: `threads` intra-op threads, sequential, every graph optimisation; with
+ * `profilePrefix`, onnxruntime profiles every node and writes `<profilePrefix>_<date>.json` when it is released.
+ */
+export function peerSession(
+  ort: Ort,
+  modelPath: string,
+  threads: number,
+  profilePrefix?: string,
+): Promise<OrtSession> {
   return ort.InferenceSession.create(modelPath, {
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
     executionMode: 'sequential',
     graphOptimizationLevel: 'all',
+    ...(profilePrefix === undefined
+      ? {}
+      : { enableProfiling: true, profileFilePrefix: profilePrefix }),
   });
+}
+
+/** Where `bench:peer --profile` asks onnxruntime to write its traces. */
+export function peerProfilePrefix(): string {
+  const dir = join(tmpdir(), 'siglip2-peer', 'profiles');
+  mkdirSync(dir, { recursive: true });
+  return join(dir, 'profile');
 }
 
 /** `batch` images (deterministic pixels), or with `text` 8 texts of 64 token ids. */
