@@ -6,14 +6,18 @@
  * straight on the addon (bench/addon_encoder.ts, no TF.js): their ratio, in one process and one period of the
  * machine's speed, is what the TF.js layers cost on top of the kernels.
  *
- *   npm run bench:in-model [-- --model base|so400m] [--tower vision|text] [--batch 1] [--runs 10]
+ *   npm run bench:in-model [-- --model base|so400m] [--tower vision|text] [--batch 1] [--runs 10] [--op-by-op]
  *
- * (vision: `batch` images; text: 8 texts of 64 tokens). Random weights, as `npm run bench`.
+ * (vision: `batch` images; text: 8 texts of 64 tokens). Random weights, as `npm run bench`. The backend runs each
+ * encoder layer as one addon call (`encoderLayer`); `--op-by-op` turns that off, so that the layer's products,
+ * attention and LayerNorms are timed one by one (the TF.js work between them comes back with it).
  */
 import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../src/backends/index.js';
 import { ACTIVATIONS, type NativeAddon } from '../src/backends/native/addon.js';
 import type { NativeBackend } from '../src/backends/native/backend.js';
+import { NATIVE_LAYER_OVERRIDES } from '../src/backends/native/ops.js';
+import { setLayerKernelOverrides } from '../src/layers/kernels/overrides.js';
 import { AddonOnlyEncoder } from './addon_encoder.js';
 import { arg, median } from './cli.js';
 import { towerRunner } from './tower_runner.js';
@@ -77,6 +81,9 @@ async function main(): Promise<void> {
   const batch = Number(arg('batch', '1'));
   const runs = Math.max(1, Number(arg('runs', '10')));
   const report = await useBackend('native');
+  if (process.argv.includes('--op-by-op')) {
+    setLayerKernelOverrides('native', { ...NATIVE_LAYER_OVERRIDES, encoderLayer: undefined });
+  }
   if (report.name !== 'native')
     throw new Error(`bench:in-model needs the native backend: ${report.reason}`);
   console.log(`backend: ${report.reason}`);
