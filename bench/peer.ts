@@ -16,10 +16,10 @@ import { loadNativeAddon } from '../src/backends/native/addon.js';
 import {
   TEXTS,
   TOKENS,
-  benchImageSize,
   eachTowerInItsOwnProcess,
-  encoderGflop,
   fullSizeConfig,
+  imageGflop,
+  textsGflop,
 } from './workloads.js';
 import { referenceSgemm } from './native_sgemm.js';
 import { loadOrt, type OrtTensor } from './peer/ort.js';
@@ -41,8 +41,6 @@ async function main(): Promise<void> {
     return;
   }
   const { dir, config } = fullSizeConfig(modelName);
-  const vc = config.visionConfig!;
-  const tc = config.textConfig!;
   const ort = loadOrt();
   const modelPath = peerGraph(dir, config, tower === 'text' ? 'text' : 'vision');
   console.log(
@@ -101,11 +99,7 @@ async function main(): Promise<void> {
     rows.push({ label, s: m, items, gflop });
   };
   if (tower === 'vision') {
-    const size = benchImageSize(config);
-    const patches = (size / vc.patchSize) ** 2;
-    const perImage =
-      encoderGflop(vc.hiddenSize, vc.intermediateSize, vc.numHiddenLayers, patches) +
-      (2 * patches * 3 * vc.patchSize ** 2 * vc.hiddenSize) / 1e9;
+    const perImage = imageGflop(config);
     for (const b of batches) {
       const feeds = peerFeeds(ort, config, 'vision', b);
       await time(`${b} image${b > 1 ? 's' : ''}`, b, b * perImage, feeds);
@@ -114,7 +108,7 @@ async function main(): Promise<void> {
     await time(
       `${TEXTS} texts x ${TOKENS}`,
       TEXTS,
-      TEXTS * encoderGflop(tc.hiddenSize, tc.intermediateSize, tc.numHiddenLayers, TOKENS),
+      textsGflop(config),
       peerFeeds(ort, config, 'text', TEXTS),
     );
   }

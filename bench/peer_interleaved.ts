@@ -18,7 +18,7 @@ import { referenceSgemm } from './native_sgemm.js';
 import { loadOrt } from './peer/ort.js';
 import { peerFeeds, peerGraph, peerSession } from './peer/session.js';
 import { towerRunner } from './tower_runner.js';
-import { TEXTS, TOKENS, benchImageSize, encoderGflop, fullSizeConfig } from './workloads.js';
+import { TEXTS, fullSizeConfig, imageGflop, textsGflop } from './workloads.js';
 
 async function main(): Promise<void> {
   const modelName = arg('model', 'base');
@@ -40,18 +40,7 @@ async function main(): Promise<void> {
   const ref = referenceSgemm();
   console.log(ref.line);
 
-  let gflop: number;
-  if (tower === 'text') {
-    const tc = config.textConfig!;
-    gflop = TEXTS * encoderGflop(tc.hiddenSize, tc.intermediateSize, tc.numHiddenLayers, TOKENS);
-  } else {
-    const vc = config.visionConfig!;
-    const patches = (benchImageSize(config) / vc.patchSize) ** 2;
-    gflop =
-      batch *
-      (encoderGflop(vc.hiddenSize, vc.intermediateSize, vc.numHiddenLayers, patches) +
-        (2 * patches * 3 * vc.patchSize ** 2 * vc.hiddenSize) / 1e9);
-  }
+  const gflop = tower === 'text' ? textsGflop(config) : batch * imageGflop(config);
   const runner = towerRunner(modelName, tower, batch);
   const session = await peerSession(ort, peerGraph(dir, config, tower), threads);
   const feeds = peerFeeds(ort, config, tower, batch);

@@ -18,7 +18,16 @@ import { disposeTowerOutputs } from '../src/model/tower_outputs.js';
 import { kernelProfile } from './kernel_profile.js';
 import { printGemmChoices, referenceSgemm } from './native_sgemm.js';
 import { fillRandom } from './random_weights.js';
-import { eachTowerInItsOwnProcess, encoderGflop, fullSizeConfig } from './workloads.js';
+import {
+  TEXTS,
+  TOKENS,
+  benchImageSize,
+  benchTokenIds,
+  eachTowerInItsOwnProcess,
+  fullSizeConfig,
+  imageGflop,
+  textsGflop,
+} from './workloads.js';
 import { arg, median } from './cli.js';
 
 const modelName = arg('model', 'so400m');
@@ -53,15 +62,9 @@ async function main(): Promise<void> {
     return;
   }
   const { dir, config } = fullSizeConfig(modelName);
-  const vc = config.visionConfig!;
-  const tc = config.textConfig!;
-  const size = vc.modelType === 'siglip_vision_model' ? vc.imageSize : 256;
-  const patches = (size / vc.patchSize) ** 2;
-  // Encoder plus patch embedding (the head and embeddings lookups are negligible).
-  const imageGflop =
-    encoderGflop(vc.hiddenSize, vc.intermediateSize, vc.numHiddenLayers, patches) +
-    (2 * patches * 3 * vc.patchSize ** 2 * vc.hiddenSize) / 1e9;
-  const textGflop8 = 8 * encoderGflop(tc.hiddenSize, tc.intermediateSize, tc.numHiddenLayers, 64);
+  const size = benchImageSize(config);
+  const perImage = imageGflop(config);
+  const textGflop8 = textsGflop(config);
   const report = await useBackend(backend, threads ? { threads } : {});
   console.log(`model ${dir}, random weights; backend: ${report.reason}`);
   let sgemm: number | undefined;
@@ -73,7 +76,7 @@ async function main(): Promise<void> {
   const ofSgemm = (gflops: number) =>
     sgemm === undefined ? '' : ` ${((100 * gflops) / sgemm).toFixed(0)} % |`;
   console.log(
-    `work: ${imageGflop.toFixed(0)} GFLOP per image, ${textGflop8.toFixed(0)} GFLOP per 8 texts of 64 tokens`,
+    `work: ${perImage.toFixed(0)} GFLOP per image, ${textGflop8.toFixed(0)} GFLOP per 8 texts of 64 tokens`,
   );
   console.log(
     `load average at start: ${loadavg()
@@ -119,12 +122,7 @@ async function main(): Promise<void> {
     console.log(
       `text tower: build + random fill ${textBuild.toFixed(1)} s, peak RSS ${peakRssGiB().toFixed(2)} GiB`,
     );
-    const vocab = tc.vocabSize;
-    const ids = tf.tensor2d(
-      Int32Array.from({ length: 8 * 64 }, (_, i) => (i * 7919) % vocab),
-      [8, 64],
-      'int32',
-    );
+    const ids = tf.tensor2d(benchTokenIds(config), [TEXTS, TOKENS], 'int32');
     results.text8 = await time('8 texts x 64 tokens', async () => {
       const o = text.text!.predict(ids);
       await o.poolerOutput!.data();
@@ -146,7 +144,7 @@ async function main(): Promise<void> {
     `| workload | median s | items/s | GFLOP/s |${sgemm === undefined ? '' : ' % of sgemm |'}`,
   );
   console.log(`|---|---|---|---|${sgemm === undefined ? '' : '---|'}`);
-  const g = imageGflop;
+  const g = perImage;
   for (const b of tower === 'vision' ? batches : []) {
     const t = results[`image${b}`];
     const label = `${b} image${b > 1 ? 's' : ''}`;

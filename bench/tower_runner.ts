@@ -8,7 +8,7 @@ import { SiglipModel } from '../src/model/siglip_model.js';
 import { disposeTowerOutputs } from '../src/model/tower_outputs.js';
 import type { EncoderShape } from './addon_encoder.js';
 import { fillRandom } from './random_weights.js';
-import { TEXTS, TOKENS, benchImageSize, fullSizeConfig } from './workloads.js';
+import { TEXTS, TOKENS, benchImageSize, benchTokenIds, fullSizeConfig } from './workloads.js';
 
 export interface TowerRunner {
   /** the model's folder name, e.g. siglip2-base-patch16-224 */
@@ -33,11 +33,7 @@ export function towerRunner(
     const t = built.text!;
     fillRandom(t.model);
     const tc = config.textConfig!;
-    const input = tf.tensor2d(
-      Int32Array.from({ length: TEXTS * TOKENS }, (_, i) => (i * 7919) % tc.vocabSize),
-      [TEXTS, TOKENS],
-      'int32',
-    );
+    const input = tf.tensor2d(benchTokenIds(config), [TEXTS, TOKENS], 'int32');
     return {
       dir,
       what: `${TEXTS} texts x ${TOKENS} tokens`,

@@ -38,6 +38,28 @@ export function benchImageSize(config: SiglipConfig): number {
   return vc.modelType === 'siglip_vision_model' ? vc.imageSize : 256;
 }
 
+/** GFLOP of one image: the encoder plus the patch embedding (the head and the lookups are negligible). */
+export function imageGflop(config: SiglipConfig): number {
+  const vc = config.visionConfig!;
+  const patches = (benchImageSize(config) / vc.patchSize) ** 2;
+  return (
+    encoderGflop(vc.hiddenSize, vc.intermediateSize, vc.numHiddenLayers, patches) +
+    (2 * patches * 3 * vc.patchSize ** 2 * vc.hiddenSize) / 1e9
+  );
+}
+
+/** GFLOP of the text workload: TEXTS texts of TOKENS tokens through the encoder. */
+export function textsGflop(config: SiglipConfig): number {
+  const tc = config.textConfig!;
+  return TEXTS * encoderGflop(tc.hiddenSize, tc.intermediateSize, tc.numHiddenLayers, TOKENS);
+}
+
+/** The token ids of the text workload, `[TEXTS * TOKENS]` row by row (spread over the vocabulary). */
+export function benchTokenIds(config: SiglipConfig): Int32Array {
+  const vocab = config.textConfig!.vocabSize;
+  return Int32Array.from({ length: TEXTS * TOKENS }, (_, i) => (i * 7919) % vocab);
+}
+
 /**
  * A tower's child's arguments: the caller's, less its own `--tower` (a child that read `--tower both` first would
  * spawn children of its own, without end), then `--tower <tower>`.

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SiglipConfig } from '../../src/model/config.js';
 import type { Ort, OrtSession, OrtTensor } from './ort.js';
-import { TEXTS, TOKENS, benchImageSize } from '../workloads.js';
+import { TEXTS, TOKENS, benchImageSize, benchTokenIds } from '../workloads.js';
 import { writeTextTower, writeVisionTower } from './siglip_onnx.js';
 
 /** The graph of `dir`'s tower, written first if it is not in the cache yet; returns its path. */
@@ -61,10 +61,7 @@ export function peerFeeds(
   batch: number,
 ): Record<string, OrtTensor> {
   if (tower === 'text') {
-    const vocab = config.textConfig!.vocabSize;
-    const ids = BigInt64Array.from({ length: TEXTS * TOKENS }, (_, i) =>
-      BigInt((i * 7919) % vocab),
-    );
+    const ids = BigInt64Array.from(benchTokenIds(config), (id) => BigInt(id));
     return { input_ids: new ort.Tensor('int64', ids, [TEXTS, TOKENS]) };
   }
   const size = benchImageSize(config);
