@@ -13,6 +13,7 @@
         "src/softmax.cc",
         "src/attention.cc",
         "src/encoder_layer.cc",
+        "src/scratch.cc",
         "src/bench.cc",
         "src/transpose.cc",
         "src/binary.cc",

@@ -78,16 +78,6 @@ constexpr size_t kKeepBytes = size_t{64} << 20;
 std::vector<std::vector<float>> per_head_scratch;
 constexpr size_t kPerThreadKeepBytes = size_t{4} << 20;
 
-float* scratch(std::vector<float>& buf, size_t floats) {
-  if (buf.size() < floats) buf.resize(floats);
-  return buf.data();
-}
-
-/** Frees `buf` when it holds more than `keep_bytes`. */
-void keep_at_most(std::vector<float>& buf, size_t keep_bytes) {
-  if (buf.capacity() * sizeof(float) > keep_bytes) std::vector<float>().swap(buf);
-}
-
 /** Frees the scratch buffers larger than worth keeping when a call returns (or throws). */
 struct TrimOnExit {
   ~TrimOnExit() {

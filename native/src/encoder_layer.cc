@@ -23,9 +23,7 @@ std::vector<float> layer_scratch;
 constexpr size_t kKeepBytes = size_t{64} << 20;
 
 struct TrimOnExit {
-  ~TrimOnExit() {
-    if (layer_scratch.capacity() * sizeof(float) > kKeepBytes) std::vector<float>().swap(layer_scratch);
-  }
+  ~TrimOnExit() { keep_at_most(layer_scratch, kKeepBytes); }
 };
 
 /** out = act(x [m, k] @ w [k, n] + bias) (+ residual); returns whether `w` was copied into a packed layout. */
@@ -86,9 +84,7 @@ napi_value encoder_layer_body(napi_env env, napi_callback_info info) {
 
   TrimOnExit trim;
   const size_t md = static_cast<size_t>(m * d);
-  const size_t floats = 6 * md + static_cast<size_t>(m * f);
-  if (layer_scratch.size() < floats) layer_scratch.resize(floats);
-  float* normed = layer_scratch.data();
+  float* normed = scratch(layer_scratch, 6 * md + static_cast<size_t>(m * f));
   float* q = normed + md;
   float* k = q + md;
   float* v = k + md;

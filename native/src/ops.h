@@ -1,7 +1,9 @@
 // Kernel bodies shared between the Node-API entry points: oneDNN eltwise and softmax primitives (cached per size),
-// the LayerNorm forward and the attention forward.
+// the LayerNorm forward, the attention forward, and the scratch buffers kernels keep between calls (scratch.cc).
 #pragma once
+#include <cstddef>
 #include <cstdint>
+#include <vector>
 
 namespace siglip2 {
 void gelu_tanh_forward(const float* x, float* y, int64_t n);
@@ -10,6 +12,11 @@ void gelu_tanh_backward(const float* x, const float* dy, float* dx, int64_t n);
 void softmax_forward(const float* x, float* y, int64_t rows, int64_t cols);
 /** dx = y (dy - sum(dy y)) over the last axis; dx may alias dy. */
 void softmax_backward(const float* y, const float* dy, float* dx, int64_t rows, int64_t cols);
+/** A scratch buffer of at least `floats` elements, kept between calls (its contents are stale). */
+float* scratch(std::vector<float>& buf, size_t floats);
+/** Frees `buf` when it holds more than `keep_bytes`. */
+void keep_at_most(std::vector<float>& buf, size_t keep_bytes);
+
 /** LayerNorm over the last axis of [rows, cols] (biased variance, as torch.nn.LayerNorm); out may not alias x. */
 void layer_norm_forward(const float* x, const float* gamma, const float* beta, float* out, int64_t rows, int64_t cols,
                         double eps);
