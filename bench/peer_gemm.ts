@@ -9,21 +9,20 @@
  * into a JavaScript array, which the addon's in-process timings do not: the comparison leans towards the addon.
  * Both use all logical cores (onnxruntime's intra-op threads, the addon's OpenMP threads).
  */
-import { mkdirSync, existsSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadNativeAddon } from '../src/backends/native/addon.js';
 import { SGEMM_SHAPE, modelShapes } from './native_sgemm.js';
 import { OnnxGraph } from './peer/onnx_graph.js';
 import { loadOrt, type Ort, type OrtSession } from './peer/ort.js';
+import { peerCacheDir, peerSession } from './peer/session.js';
 import { arg, median } from './cli.js';
 
 /** A session of `x [m,k] @ w [k,n]` with `w` a random initializer (the graph is written once into the temp folder). */
 async function matMulSession(ort: Ort, m: number, k: number, n: number): Promise<OrtSession> {
-  const dir = join(tmpdir(), 'siglip2-peer');
-  mkdirSync(dir, { recursive: true });
-  const base = join(dir, `matmul-${m}x${k}x${n}`);
+  const base = join(peerCacheDir(), `matmul-${m}x${k}x${n}`);
   if (!existsSync(`${base}.onnx`)) {
     const g = new OnnxGraph(`${base}.weights`);
     const x = g.input('x', 'float', [m, k]);
@@ -31,12 +30,7 @@ async function matMulSession(ort: Ort, m: number, k: number, n: number): Promise
     g.output('y', 'float', [m, n]);
     g.finish(`${base}.onnx`);
   }
-  return ort.InferenceSession.create(`${base}.onnx`, {
-    intraOpNumThreads: cpus().length,
-    interOpNumThreads: 1,
-    executionMode: 'sequential',
-    graphOptimizationLevel: 'all',
-  });
+  return peerSession(ort, `${base}.onnx`, cpus().length);
 }
 
 async function main(): Promise<void> {

@@ -10,11 +10,16 @@ import type { Ort, OrtSession, OrtTensor } from './ort.js';
 import { TEXTS, TOKENS, benchImageSize, benchTokenIds } from '../workloads.js';
 import { writeTextTower, writeVisionTower } from './siglip_onnx.js';
 
+/** The folder the peer benchmarks keep their graphs and profiles in (`siglip2-peer/` in the OS temp folder). */
+export function peerCacheDir(sub = ''): string {
+  const dir = join(tmpdir(), 'siglip2-peer', sub);
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
 /** The graph of `dir`'s tower, written first if it is not in the cache yet; returns its path. */
 export function peerGraph(dir: string, config: SiglipConfig, tower: 'vision' | 'text'): string {
-  const cache = join(tmpdir(), 'siglip2-peer');
-  mkdirSync(cache, { recursive: true });
-  const base = join(cache, `${dir}-${tower}`);
+  const base = join(peerCacheDir(), `${dir}-${tower}`);
   const modelPath = `${base}.onnx`;
   if (!existsSync(modelPath)) {
     const t0 = performance.now();
@@ -48,9 +53,7 @@ export function peerSession(
 
 /** Where `bench:peer --profile` asks onnxruntime to write its traces. */
 export function peerProfilePrefix(): string {
-  const dir = join(tmpdir(), 'siglip2-peer', 'profiles');
-  mkdirSync(dir, { recursive: true });
-  return join(dir, 'profile');
+  return join(peerCacheDir('profiles'), 'profile');
 }
 
 /** `batch` images (deterministic pixels), or with `text` 8 texts of 64 token ids. */
