@@ -66,7 +66,10 @@ async function main(): Promise<void> {
     process.env[NATIVE_GEMM_ENV] = v.gemm;
     setLayerKernelOverrides(
       'native',
-      v.fused ? NATIVE_LAYER_OVERRIDES : { ...NATIVE_LAYER_OVERRIDES, fusedLinear: undefined },
+      // unfused: neither the fused linears nor the one-call encoder layer (which fuses the same ops)
+      v.fused
+        ? NATIVE_LAYER_OVERRIDES
+        : { ...NATIVE_LAYER_OVERRIDES, fusedLinear: undefined, encoderLayer: undefined },
     );
   };
   // Warm-up: weights packed, every problem's GEMM choice made.
