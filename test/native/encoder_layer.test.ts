@@ -4,7 +4,14 @@ import type { NativeAddon } from '../../src/backends/native/index.js';
 import { NATIVE_LAYER_OVERRIDES } from '../../src/backends/native/ops.js';
 import { SiglipEncoderLayer } from '../../src/layers/encoder_layer.js';
 import { setLayerKernelOverrides } from '../../src/layers/kernels/overrides.js';
-import { assertNativeMatchesCpu, random, requireNative, valuesOn, withGemm } from './helpers.js';
+import {
+  assertNativeMatchesCpu,
+  maxDiff,
+  random,
+  requireNative,
+  valuesOn,
+  withGemm,
+} from './helpers.js';
 
 interface Case {
   batch: number;
@@ -97,12 +104,7 @@ describe('native backend: the one-call encoder layer', function () {
             ['NativeEncoderLayer'],
             `${label}: the layer ran as one native op`,
           );
-          let diff = 0;
-          let scale = 0;
-          for (let i = 0; i < want.length; i++) {
-            diff = Math.max(diff, Math.abs(got.values[i] - want[i]));
-            scale = Math.max(scale, Math.abs(want[i]));
-          }
+          const { diff, scale } = maxDiff(got.values, want);
           assert.ok(
             diff <= 2e-5 * scale + 1e-6,
             `${label}: max diff ${diff} over max |cpu| ${scale}`,
