@@ -2,10 +2,12 @@
  * The native backend's inference fusions and GEMM library settings against each other, in one process with the
  * variants interleaved run by run (on a shared machine that cancels more noise than separate processes). Random
  * weights. By default: oneDNN only and unfused, fused, the measured choice (`auto`), both. With `--gemm a,b,...`
- * the variants are those SIGLIP2_NATIVE_GEMM settings (default, onednn, openblas, auto), all fused.
+ * the variants are those SIGLIP2_NATIVE_GEMM settings (default, onednn, openblas, auto), all fused. With
+ * `--layer-team` they are the default with each encoder layer's kernels in one parallel region (where every product
+ * runs on OpenBLAS: native/src/encoder_layer.cc) and with a region per kernel (SIGLIP2_NATIVE_LAYER_TEAM=off).
  *
  *   node dist/bench/native_fusion_ab.js [--model base|so400m] [--tower vision|text] [--batch 1] [--rounds 6]
- *                                       [--gemm default,onednn]
+ *                                       [--gemm default,onednn | --layer-team]
  */
 import * as tf from '@tensorflow/tfjs';
 import { loadavg } from 'node:os';
@@ -19,12 +21,26 @@ import { disposeTowerOutputs } from '../src/model/tower_outputs.js';
 import { fillRandom } from './random_weights.js';
 import { arg, median } from './cli.js';
 
-const FUSION_VARIANTS: Record<string, { gemm: string; fused: boolean }> = {
+interface Variant {
+  gemm: string;
+  fused: boolean;
+  /** each encoder layer in one parallel region where it can be (the default), or a region per kernel */
+  team?: boolean;
+}
+
+const FUSION_VARIANTS: Record<string, Variant> = {
   'oneDNN only, unfused': { gemm: 'onednn', fused: false },
   'oneDNN only, fused': { gemm: 'onednn', fused: true },
   'GEMM choice, unfused': { gemm: 'auto', fused: false },
   'GEMM choice, fused': { gemm: 'auto', fused: true },
 };
+
+const TEAM_VARIANTS: Record<string, Variant> = {
+  'a parallel region per kernel': { gemm: 'default', fused: true, team: false },
+  'one parallel region per layer': { gemm: 'default', fused: true, team: true },
+};
+
+const TEAM_ENV = 'SIGLIP2_NATIVE_LAYER_TEAM';
 
 async function main(): Promise<void> {
   const model = arg('model', 'base');
@@ -32,8 +48,9 @@ async function main(): Promise<void> {
   const batch = Number(arg('batch', '1'));
   const rounds = Number(arg('rounds', '6'));
   const gemms = arg('gemm', '');
-  const VARIANTS =
-    gemms === ''
+  const VARIANTS: Record<string, Variant> = process.argv.includes('--layer-team')
+    ? TEAM_VARIANTS
+    : gemms === ''
       ? FUSION_VARIANTS
       : Object.fromEntries(
           gemms.split(',').map((g) => [`${g}, fused`, { gemm: g, fused: true }] as const),
@@ -62,8 +79,10 @@ async function main(): Promise<void> {
     await o.poolerOutput!.data();
     disposeTowerOutputs(o);
   };
-  const use = (v: { gemm: string; fused: boolean }) => {
+  const use = (v: Variant) => {
     process.env[NATIVE_GEMM_ENV] = v.gemm;
+    if (v.team === false) process.env[TEAM_ENV] = 'off';
+    else delete process.env[TEAM_ENV];
     setLayerKernelOverrides(
       'native',
       // unfused: neither the fused linears nor the one-call encoder layer (which fuses the same ops)
@@ -89,6 +108,7 @@ async function main(): Promise<void> {
     }
   }
   delete process.env[NATIVE_GEMM_ENV];
+  delete process.env[TEAM_ENV];
   setLayerKernelOverrides('native', NATIVE_LAYER_OVERRIDES);
   const names = Object.keys(VARIANTS);
   const refName = names[0];

@@ -14,6 +14,7 @@
         "src/attention.cc",
         "src/encoder_layer.cc",
         "src/scratch.cc",
+        "src/team.cc",
         "src/bench.cc",
         "src/transpose.cc",
         "src/binary.cc",

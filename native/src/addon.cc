@@ -65,7 +65,8 @@ napi_value release_body(napi_env env, napi_callback_info info) {
   return js_number(env, release_packed(static_cast<uint64_t>(args.int_at(0, "key", 1))));
 }
 
-// cacheStats() -> { packed, primitives, packedBytes, attentionScratchBytes, encoderLayerScratchBytes }
+// cacheStats() -> { packed, primitives, packedBytes, attentionScratchBytes, encoderLayerScratchBytes,
+//                   encoderLayerTeamCalls }
 napi_value stats_body(napi_env env, napi_callback_info) {
   CacheStats s = cache_stats();
   napi_value obj;
@@ -76,6 +77,7 @@ napi_value stats_body(napi_env env, napi_callback_info) {
   set_prop(env, obj, "attentionScratchBytes", js_number(env, static_cast<double>(attention_scratch_bytes())));
   set_prop(env, obj, "encoderLayerScratchBytes",
            js_number(env, static_cast<double>(encoder_layer_scratch_bytes())));
+  set_prop(env, obj, "encoderLayerTeamCalls", js_number(env, static_cast<double>(encoder_layer_team_calls())));
   return obj;
 }
 

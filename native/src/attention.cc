@@ -78,13 +78,16 @@ constexpr size_t kKeepBytes = size_t{64} << 20;
 std::vector<std::vector<float>> per_head_scratch;
 constexpr size_t kPerThreadKeepBytes = size_t{4} << 20;
 
-/** Frees the scratch buffers larger than worth keeping when a call returns (or throws). */
+/** Frees the scratch buffers larger than worth keeping. */
+void trim_scratch() {
+  keep_at_most(probs_scratch, kKeepBytes);
+  keep_at_most(dprobs_scratch, kKeepBytes);
+  for (std::vector<float>& buf : per_head_scratch) keep_at_most(buf, kPerThreadKeepBytes);
+}
+
+/** Trims the scratch buffers when a call returns (or throws). */
 struct TrimOnExit {
-  ~TrimOnExit() {
-    keep_at_most(probs_scratch, kKeepBytes);
-    keep_at_most(dprobs_scratch, kKeepBytes);
-    for (std::vector<float>& buf : per_head_scratch) keep_at_most(buf, kPerThreadKeepBytes);
-  }
+  ~TrimOnExit() { trim_scratch(); }
 };
 
 /**
@@ -94,37 +97,12 @@ struct TrimOnExit {
  */
 void attention_per_head(const Dims& s, const float* q, const float* k, const float* v, const float* mask,
                         float scale, float* out) {
-  const int64_t dim = s.dim();
-  const int64_t tasks = s.b * s.h;
-  // A team has at most omp_get_max_threads() threads (no nested regions: kernels run on the JS thread).
-  const size_t team = static_cast<size_t>(omp_get_max_threads());
-  if (per_head_scratch.size() < team) per_head_scratch.resize(team);
-  TrimOnExit trim;
+  const PerHeadAttention heads(s, q, k, v, mask, scale, out);
 #pragma omp parallel
   {
-    std::vector<float>& mine = per_head_scratch[static_cast<size_t>(omp_get_thread_num())];
-    float* p = scratch(mine, static_cast<size_t>(s.nq * s.nk));
+    const int thread = omp_get_thread_num();
 #pragma omp for schedule(static)
-    for (int64_t t = 0; t < tasks; t++) {
-      const int64_t b = t / s.h, h = t % s.h;
-      const float* qh = q + b * s.nq * dim + h * s.d;
-      const float* kh = k + b * s.nk * dim + h * s.d;
-      const float* vh = v + b * s.nk * dim + h * s.d;
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(s.nq), static_cast<int>(s.nk),
-                  static_cast<int>(s.d), scale, qh, static_cast<int>(dim), kh, static_cast<int>(dim), 0.f, p,
-                  static_cast<int>(s.nk));
-      const float* m = mask == nullptr ? nullptr : mask + b * s.nk;
-      for (int64_t i = 0; i < s.nq; i++) {
-        float* row = p + i * s.nk;
-        if (m != nullptr) {
-          for (int64_t j = 0; j < s.nk; j++) row[j] += m[j];
-        }
-        softmax_vec_row(row, s.nk);
-      }
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(s.nq), static_cast<int>(s.d),
-                  static_cast<int>(s.nk), 1.f, p, static_cast<int>(s.nk), vh, static_cast<int>(dim), 0.f,
-                  out + b * s.nq * dim + h * s.d, static_cast<int>(dim));
-    }
+    for (int64_t t = 0; t < heads.tasks(); t++) heads.run_task(t, thread);
   }
 }
 
@@ -194,9 +172,48 @@ napi_value attention_bwd_body(napi_env env, napi_callback_info info) {
 
 }  // namespace
 
+bool PerHeadAttention::possible(const AttentionDims& s) {
+  return vec_math_available() && s.nq * s.nk <= kPerHeadMaxFloats && openblas_allowed();
+}
+
+PerHeadAttention::PerHeadAttention(const AttentionDims& s, const float* q, const float* k, const float* v,
+                                   const float* mask, float scale, float* out)
+    : s_(s), q_(q), k_(k), v_(v), mask_(mask), scale_(scale), out_(out) {
+  // A team has at most omp_get_max_threads() threads (no nested regions: kernels run on the JS thread).
+  const size_t team = static_cast<size_t>(omp_get_max_threads());
+  if (per_head_scratch.size() < team) per_head_scratch.resize(team);
+}
+
+PerHeadAttention::~PerHeadAttention() { trim_scratch(); }
+
+void PerHeadAttention::run_task(int64_t task, int thread) const {
+  const Dims& s = s_;
+  const int64_t dim = s.dim();
+  // resized by the thread that uses it, so its pages are first touched on that thread's core
+  float* p = scratch(per_head_scratch[static_cast<size_t>(thread)], static_cast<size_t>(s.nq * s.nk));
+  const int64_t b = task / s.h, h = task % s.h;
+  const float* qh = q_ + b * s.nq * dim + h * s.d;
+  const float* kh = k_ + b * s.nk * dim + h * s.d;
+  const float* vh = v_ + b * s.nk * dim + h * s.d;
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(s.nq), static_cast<int>(s.nk),
+              static_cast<int>(s.d), scale_, qh, static_cast<int>(dim), kh, static_cast<int>(dim), 0.f, p,
+              static_cast<int>(s.nk));
+  const float* m = mask_ == nullptr ? nullptr : mask_ + b * s.nk;
+  for (int64_t i = 0; i < s.nq; i++) {
+    float* row = p + i * s.nk;
+    if (m != nullptr) {
+      for (int64_t j = 0; j < s.nk; j++) row[j] += m[j];
+    }
+    softmax_vec_row(row, s.nk);
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(s.nq), static_cast<int>(s.d),
+              static_cast<int>(s.nk), 1.f, p, static_cast<int>(s.nk), vh, static_cast<int>(dim), 0.f,
+              out_ + b * s.nq * dim + h * s.d, static_cast<int>(dim));
+}
+
 void attention_forward(const AttentionDims& s, const float* q, const float* k, const float* v, const float* mask,
                        float scale, float* out) {
-  if (vec_math_available() && s.nq * s.nk <= kPerHeadMaxFloats && openblas_allowed()) {
+  if (PerHeadAttention::possible(s)) {
     attention_per_head(s, q, k, v, mask, scale, out);
     return;
   }

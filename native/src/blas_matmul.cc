@@ -14,12 +14,12 @@
 
 namespace siglip2 {
 
-namespace {
+using blas::Layout;
+using blas::Shape;
+using blas::Tile;
+using blas::Tiling;
 
-struct Layout {
-  CBLAS_TRANSPOSE trans = CblasNoTrans;
-  int64_t ld = 0;
-};
+namespace {
 
 /** rows x cols matrix (the last two dims) with strides (sr, sc): row-major (sc 1) or transposed (sr 1). */
 bool layout_of(int64_t rows, int64_t cols, int64_t sr, int64_t sc, Layout* out) {
@@ -33,16 +33,6 @@ bool layout_of(int64_t rows, int64_t cols, int64_t sr, int64_t sc, Layout* out) 
   }
   return false;
 }
-
-/** The problem as OpenBLAS sees it: up to two batch dims (each operand's batch strides, 0 where it broadcasts),
- * then a row-major or transposed m x k and k x n, and row-major output rows ldc apart. */
-struct Shape {
-  Layout a, b;
-  int64_t m = 0, k = 0, n = 0, ldc = 0;
-  int64_t batch_dims[2] = {1, 1};
-  int64_t a_batch[2] = {0, 0}, b_batch[2] = {0, 0}, c_batch[2] = {0, 0};
-  int64_t batch() const { return batch_dims[0] * batch_dims[1]; }
-};
 
 bool shape_of(const MatmulProblem& p, Shape* s) {
   const size_t r = p.dst_dims.size();
@@ -101,28 +91,6 @@ void apply_act(Act act, float alpha, float* c, int64_t total) {
   }
 }
 
-/** One sgemm of the partition: rows [m0, m0 + rows) and columns [n0, n0 + cols) of batch entry b. */
-struct Tile {
-  int64_t b, m0, rows, n0, cols;
-};
-
-/** How a problem is split over the OpenMP threads, each running OpenBLAS on one thread (its own pthread pool
- * stays asleep, so the two pools never compete for the cores): whole batch entries when there are enough of them,
- * else column blocks (whole cache lines), else row blocks; small problems run on the calling thread. */
-struct Tiling {
-  int threads = 1;
-  int64_t batch = 1, m = 0, n = 0;
-  int64_t m_blocks = 1, n_blocks = 1, m_step = 0, n_step = 0;
-  int64_t tasks() const { return batch * m_blocks * n_blocks; }
-  Tile tile(int64_t task) const {
-    const int64_t per_batch = m_blocks * n_blocks;
-    const int64_t b = task / per_batch, rest = task % per_batch;
-    const int64_t mi = rest / n_blocks, ni = rest % n_blocks;
-    const int64_t m0 = mi * m_step, n0 = ni * n_step;
-    return {b, m0, std::min(m, m0 + m_step) - m0, n0, std::min(n, n0 + n_step) - n0};
-  }
-};
-
 constexpr double kSerialFlops = 2e6;
 
 Tiling tiling(int64_t batch, int64_t m, int64_t n, int64_t k) {
@@ -166,48 +134,59 @@ bool blas_supports(const MatmulProblem& p) {
   return supported_shape(p, &s);
 }
 
-void run_blas(const MatmulProblem& p, const float* src, const float* wei, const float* bias, float* dst,
-              const float* residual) {
-  Shape s;
-  if (!supported_shape(p, &s)) throw JsError("matmul: layout not supported by OpenBLAS");
+BlasPlan::BlasPlan(const MatmulProblem& p, const float* src, const float* wei, const float* bias, float* dst,
+                   const float* residual)
+    : src_(src), wei_(wei), bias_(bias), residual_(residual), dst_(dst), scale_(p.scale), alpha_(p.alpha),
+      act_(p.act) {
+  if (!supported_shape(p, &s_)) throw JsError("matmul: layout not supported by OpenBLAS");
   if (p.residual && residual == nullptr) throw JsError("matmul: residual missing");
-  const bool init = bias != nullptr || p.residual;
-  const Tiling t = tiling(s.batch(), s.m, s.n, s.k);
-  const bool gelu_in_tile = p.act == Act::kGeluTanh && vec_math_available();
-#pragma omp parallel num_threads(t.threads) if (t.threads > 1)
-  {
-    // the team may be smaller than asked (OMP_DYNAMIC, thread limits): stride by the team actually running
-    const int tid = omp_get_thread_num(), team = omp_get_num_threads();
-    for (int64_t task = tid; task < t.tasks(); task += team) {
-      const Tile tile = t.tile(task);
-      const int64_t b0 = tile.b / s.batch_dims[1], b1 = tile.b % s.batch_dims[1];
-      const float* a = src + b0 * s.a_batch[0] + b1 * s.a_batch[1] +
-                       tile.m0 * (s.a.trans == CblasNoTrans ? s.a.ld : 1);
-      const float* w = wei + b0 * s.b_batch[0] + b1 * s.b_batch[1] +
-                       tile.n0 * (s.b.trans == CblasNoTrans ? 1 : s.b.ld);
-      float* c = dst + b0 * s.c_batch[0] + b1 * s.c_batch[1] + tile.m0 * s.ldc + tile.n0;
-      if (init) {  // dense output (blas_supports): the residual's element offsets are the output's
-        for (int64_t i = 0; i < tile.rows; i++) {
-          float* row = c + i * s.ldc;
-          const float* res = residual == nullptr ? nullptr : residual + (row - dst);
-          if (res != nullptr && bias != nullptr) {
-            for (int64_t j = 0; j < tile.cols; j++) row[j] = res[j] + bias[tile.n0 + j];
-          } else if (res != nullptr) {
-            std::memcpy(row, res, static_cast<size_t>(tile.cols) * sizeof(float));
-          } else {
-            std::memcpy(row, bias + tile.n0, static_cast<size_t>(tile.cols) * sizeof(float));
-          }
-        }
-      }
-      cblas_sgemm(CblasRowMajor, s.a.trans, s.b.trans, static_cast<int>(tile.rows), static_cast<int>(tile.cols),
-                  static_cast<int>(s.k), p.scale, a, static_cast<int>(s.a.ld), w, static_cast<int>(s.b.ld),
-                  init ? 1.f : 0.f, c, static_cast<int>(s.ldc));
-      if (gelu_in_tile) {  // while the tile is still in this core's cache
-        for (int64_t i = 0; i < tile.rows; i++) gelu_vec_forward(c + i * s.ldc, c + i * s.ldc, tile.cols);
+  init_ = bias != nullptr || p.residual;
+  t_ = tiling(s_.batch(), s_.m, s_.n, s_.k);
+  gelu_in_tile_ = p.act == Act::kGeluTanh && vec_math_available();
+}
+
+void BlasPlan::run_task(int64_t task) const {
+  const Shape& s = s_;
+  const Tile tile = t_.tile(task);
+  const int64_t b0 = tile.b / s.batch_dims[1], b1 = tile.b % s.batch_dims[1];
+  const float* a = src_ + b0 * s.a_batch[0] + b1 * s.a_batch[1] + tile.m0 * (s.a.trans == CblasNoTrans ? s.a.ld : 1);
+  const float* w = wei_ + b0 * s.b_batch[0] + b1 * s.b_batch[1] + tile.n0 * (s.b.trans == CblasNoTrans ? 1 : s.b.ld);
+  float* c = dst_ + b0 * s.c_batch[0] + b1 * s.c_batch[1] + tile.m0 * s.ldc + tile.n0;
+  if (init_) {  // dense output (blas_supports): the residual's element offsets are the output's
+    for (int64_t i = 0; i < tile.rows; i++) {
+      float* row = c + i * s.ldc;
+      const float* res = residual_ == nullptr ? nullptr : residual_ + (row - dst_);
+      if (res != nullptr && bias_ != nullptr) {
+        for (int64_t j = 0; j < tile.cols; j++) row[j] = res[j] + bias_[tile.n0 + j];
+      } else if (res != nullptr) {
+        std::memcpy(row, res, static_cast<size_t>(tile.cols) * sizeof(float));
+      } else {
+        std::memcpy(row, bias_ + tile.n0, static_cast<size_t>(tile.cols) * sizeof(float));
       }
     }
   }
-  if (p.act != Act::kLinear && !gelu_in_tile) apply_act(p.act, p.alpha, dst, s.batch() * s.m * s.n);
+  cblas_sgemm(CblasRowMajor, s.a.trans, s.b.trans, static_cast<int>(tile.rows), static_cast<int>(tile.cols),
+              static_cast<int>(s.k), scale_, a, static_cast<int>(s.a.ld), w, static_cast<int>(s.b.ld),
+              init_ ? 1.f : 0.f, c, static_cast<int>(s.ldc));
+  if (gelu_in_tile_) {  // while the tile is still in this core's cache
+    for (int64_t i = 0; i < tile.rows; i++) gelu_vec_forward(c + i * s.ldc, c + i * s.ldc, tile.cols);
+  }
+}
+
+void BlasPlan::finish() const {
+  if (act_left()) apply_act(act_, alpha_, dst_, s_.batch() * s_.m * s_.n);
+}
+
+void run_blas(const MatmulProblem& p, const float* src, const float* wei, const float* bias, float* dst,
+              const float* residual) {
+  const BlasPlan plan(p, src, wei, bias, dst, residual);
+#pragma omp parallel num_threads(plan.threads()) if (plan.threads() > 1)
+  {
+    // the team may be smaller than asked (OMP_DYNAMIC, thread limits): stride by the team actually running
+    const int tid = omp_get_thread_num(), team = omp_get_num_threads();
+    for (int64_t task = tid; task < plan.tasks(); task += team) plan.run_task(task);
+  }
+  plan.finish();
 }
 
 }  // namespace siglip2

@@ -41,6 +41,10 @@ struct MatmulProblem {
 bool run_matmul(const MatmulProblem& p, const float* src, const float* wei, const float* bias, float* dst,
                 uint64_t pack_key = 0, const float* residual = nullptr);
 
+/** Whether run_matmul runs the problem on OpenBLAS (run_blas) under the setting in force: never under `auto`,
+ * which chooses by timing calls. */
+bool runs_on_openblas(const MatmulProblem& p);
+
 /** False when every product stays on oneDNN: SIGLIP2_NATIVE_GEMM=onednn, or the default where oneDNN runs AVX-512
  * (kernels with their own OpenBLAS path, the attention's per-head forward, then take their oneDNN one). */
 bool openblas_allowed();
@@ -65,6 +69,8 @@ int release_packed(uint64_t key);
 int64_t attention_scratch_bytes();
 /** Bytes the one-call encoder layer keeps between calls for its intermediates (encoder_layer.cc). */
 int64_t encoder_layer_scratch_bytes();
+/** Encoder layers run in one parallel region so far (encoder_layer.cc), for tests and benchmarks. */
+int64_t encoder_layer_team_calls();
 
 /** Number of packed weights, cached primitives, and bytes held by packed weights. */
 struct CacheStats {

@@ -149,6 +149,18 @@ bool openblas_allowed() {
   }
 }
 
+bool runs_on_openblas(const MatmulProblem& p) {
+  if (!blas_supports(p)) return false;
+  switch (policy()) {
+    case Policy::kDefault:
+      return default_lib(p, small_rows_on_openblas_here()) == Lib::kOpenBlas;
+    case Policy::kOpenBlas:
+      return true;
+    default:
+      return false;
+  }
+}
+
 int64_t default_openblas_below_rows() { return small_rows_on_openblas_here() ? kSmallRows : 0; }
 
 bool run_matmul(const MatmulProblem& p, const float* src, const float* wei, const float* bias, float* dst,

@@ -116,10 +116,9 @@ napi_value ln_bwd_body(napi_env env, napi_callback_info info) {
 
 }  // namespace
 
-void layer_norm_forward(const float* x, const float* g, const float* b, float* out, int64_t rows, int64_t cols,
-                        double eps) {
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < rows; r++) {
+void layer_norm_rows(const float* x, const float* g, const float* b, float* out, int64_t r0, int64_t r1, int64_t cols,
+                     double eps) {
+  for (int64_t r = r0; r < r1; r++) {
     const float* xr = x + r * cols;
     float* o = out + r * cols;
     double mean, rstd;
@@ -127,6 +126,12 @@ void layer_norm_forward(const float* x, const float* g, const float* b, float* o
     const float fm = static_cast<float>(mean), fr = static_cast<float>(rstd);
     for (int64_t j = 0; j < cols; j++) o[j] = (xr[j] - fm) * fr * g[j] + b[j];
   }
+}
+
+void layer_norm_forward(const float* x, const float* g, const float* b, float* out, int64_t rows, int64_t cols,
+                        double eps) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; r++) layer_norm_rows(x, g, b, out, r, r + 1, cols, eps);
 }
 
 napi_value LayerNorm(napi_env env, napi_callback_info info) { return guard(env, "LayerNorm", ln_body, info); }

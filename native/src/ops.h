@@ -20,6 +20,9 @@ void keep_at_most(std::vector<float>& buf, size_t keep_bytes);
 /** LayerNorm over the last axis of [rows, cols] (biased variance, as torch.nn.LayerNorm); out may not alias x. */
 void layer_norm_forward(const float* x, const float* gamma, const float* beta, float* out, int64_t rows, int64_t cols,
                         double eps);
+/** Rows [r0, r1) of layer_norm_forward, on the calling thread. */
+void layer_norm_rows(const float* x, const float* gamma, const float* beta, float* out, int64_t r0, int64_t r1,
+                     int64_t cols, double eps);
 
 /** The sizes of one attention call: q [b, nq, h*d], k and v [b, nk, h*d]. */
 struct AttentionDims {
@@ -29,4 +32,29 @@ struct AttentionDims {
 /** out = softmax(q k^T * scale + mask) v over every head, out [b, nq, h*d]; mask: additive [b, nk] or null. */
 void attention_forward(const AttentionDims& s, const float* q, const float* k, const float* v, const float* mask,
                        float scale, float* out);
+
+/**
+ * attention_forward's per-head path as tasks, one per (image, head), for a caller inside a parallel region of its
+ * own (encoder_layer.cc); attention_forward takes the same path, in a region of its own, where possible().
+ * Construct it on the calling thread before the region (it sizes each thread's scores); it trims them when it goes.
+ */
+class PerHeadAttention {
+ public:
+  /** Whether attention_forward runs these sizes per head (AVX2 + FMA, OpenBLAS allowed, the scores fit). */
+  static bool possible(const AttentionDims& s);
+  PerHeadAttention(const AttentionDims& s, const float* q, const float* k, const float* v, const float* mask,
+                   float scale, float* out);
+  ~PerHeadAttention();
+  PerHeadAttention(const PerHeadAttention&) = delete;
+  PerHeadAttention& operator=(const PerHeadAttention&) = delete;
+  int64_t tasks() const { return s_.b * s_.h; }
+  /** One (image, head): its scores in the scratch of OpenMP thread `thread`, softmax, times v. */
+  void run_task(int64_t task, int thread) const;
+
+ private:
+  AttentionDims s_;
+  const float *q_, *k_, *v_, *mask_;
+  float scale_;
+  float* out_;
+};
 }  // namespace siglip2

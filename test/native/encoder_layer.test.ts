@@ -76,7 +76,14 @@ const CASES: Case[] = [
   // 1,200 rows: the products run on oneDNN under the default choice (OpenBLAS below 1,024 rows on AVX2)
   { batch: 3, tokens: 400, hidden: 16, heads: 2, intermediate: 40, valid: [400, 399, 130] },
   { batch: 1, tokens: 1031, hidden: 12, heads: 3, intermediate: 20 },
+  // products large enough to be split over the threads: by columns (hidden 128), by rows (hidden 96, under 4
+  // cache lines per thread); under 1,024 rows, so the default runs the layer as one parallel region
+  { batch: 2, tokens: 98, hidden: 128, heads: 4, intermediate: 320, valid: [98, 41] },
+  { batch: 1, tokens: 150, hidden: 96, heads: 3, intermediate: 200 },
 ];
+
+/** The cases the default runs as one parallel region on a machine of 2+ threads (every product on OpenBLAS). */
+const TEAM_CASES = CASES.filter((c) => c.batch * c.tokens < 1024);
 
 // The native backend runs a whole encoder layer as one native call at inference (native/src/encoder_layer.cc).
 describe('native backend: the one-call encoder layer', function () {
@@ -126,6 +133,40 @@ describe('native backend: the one-call encoder layer', function () {
       } finally {
         setLayerKernelOverrides('native', NATIVE_LAYER_OVERRIDES);
       }
+    }
+  });
+
+  it('runs the layer as one parallel region where every product is on OpenBLAS, with the same bits', async () => {
+    const shared = addon.info().threads >= 2; // on one thread there is nothing to share
+    await tf.setBackend('native');
+    for (const gemm of [undefined, 'openblas', 'onednn']) {
+      await withGemm(gemm, async () => {
+        for (const c of CASES) {
+          const label = `${gemm ?? 'default'} GEMMs, [${c.batch},${c.tokens},${c.hidden}]`;
+          const before = addon.cacheStats().encoderLayerTeamCalls;
+          const team = await runLayer(c);
+          const teamRuns = addon.cacheStats().encoderLayerTeamCalls - before;
+          const onBlas = gemm === 'openblas' || (gemm === undefined && TEAM_CASES.includes(c));
+          const expected = shared && onBlas ? 1 : 0;
+          assert.equal(teamRuns, expected, `${label}: layers run as one region`);
+          process.env.SIGLIP2_NATIVE_LAYER_TEAM = 'off';
+          try {
+            const apart = await runLayer(c);
+            assert.equal(
+              addon.cacheStats().encoderLayerTeamCalls - before,
+              teamRuns,
+              `${label}: off`,
+            );
+            assert.deepEqual(
+              team.values,
+              apart.values,
+              `${label}: one region against kernel by kernel`,
+            );
+          } finally {
+            delete process.env.SIGLIP2_NATIVE_LAYER_TEAM;
+          }
+        }
+      });
     }
   });
 

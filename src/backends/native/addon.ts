@@ -86,6 +86,8 @@ export interface NativeAddon {
     packedBytes: number;
     attentionScratchBytes: number;
     encoderLayerScratchBytes: number;
+    /** Encoder layers run so far as one parallel region (every product on OpenBLAS, the attention per head). */
+    encoderLayerTeamCalls: number;
   };
   clearCaches(): void;
   matmul(
