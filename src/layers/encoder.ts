@@ -61,6 +61,7 @@ export class SiglipEncoder extends SiglipLayer {
             (t) => layer.call(t.length > 1 ? t : t[0]),
             ins,
             layer.variablesRead(),
+            (t) => layer.callForGradients(t.length > 1 ? t : t[0]),
           )
         : layer.call(keyMask ? [h, keyMask] : h);
       states.push(h);

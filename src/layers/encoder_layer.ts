@@ -9,6 +9,7 @@ import {
 } from './kernels/overrides.js';
 import { LayerNorm } from './layer_norm.js';
 import type { Linear } from './linear.js';
+import type { LinearOptions } from './kernels/linear.js';
 import { SiglipMLP } from './mlp.js';
 
 export interface EncoderLayerArgs extends SiglipLayerArgs {
@@ -112,6 +113,19 @@ export class SiglipEncoderLayer extends SiglipLayer {
   }
 
   /**
+   * The layer as ops whose gradients are the layer's but whose output is not: fc2's product is skipped and the
+   * output holds `h + 0` (see `LinearOptions.outputUnused`). For a layer recomputed in the backward pass only for
+   * its gradients (gradient checkpointing, `recomputeInBackward`): nothing there needs fc2's output, so the
+   * recompute costs the layer without its largest product, about 30 % of its arithmetic for SigLIP's MLP ratio.
+   */
+  callForGradients(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    return tf.tidy(() => {
+      const [x, keyMask] = splitInputs(inputs);
+      return this.mlpBlock(this.attentionBlock(x, keyMask), { outputUnused: true });
+    });
+  }
+
+  /**
    * The weights for a backend's one-op encoder layer (the native backend at inference), or undefined where that op
    * would compute something else: a LoRA adapter, a linear without bias, an activation other than GELU-tanh.
    */
@@ -149,8 +163,8 @@ export class SiglipEncoderLayer extends SiglipLayer {
   }
 
   /** The second residual block, `h + mlp(layer_norm2(h))` (the add may be fused into fc2). */
-  mlpBlock(h: tf.Tensor): tf.Tensor {
-    return tf.tidy(() => this.mlp.callWithResidual(this.layerNorm2.call(h), h));
+  mlpBlock(h: tf.Tensor, options: LinearOptions = {}): tf.Tensor {
+    return tf.tidy(() => this.mlp.callWithResidual(this.layerNorm2.call(h), h, options));
   }
 
   override computeOutputShape(inputShape: Shape | Shape[]): Shape {

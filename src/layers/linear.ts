@@ -1,6 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { SiglipLayer, type Shape, type SiglipLayerArgs, checkLastDim, firstShape } from './base.js';
-import { type LowRankUpdate, linear, linearWithResidual } from './kernels/linear.js';
+import {
+  type LinearOptions,
+  type LowRankUpdate,
+  linear,
+  linearWithResidual,
+} from './kernels/linear.js';
 
 /** A LoRA adapter on a Linear layer: `y += (x A) B * scale`. */
 export interface LinearAdapter {
@@ -60,7 +65,7 @@ export class Linear extends SiglipLayer {
   }
 
   /** `residual + call(x)` (fused into the matMul where the backend can; see `linearWithResidual`). */
-  callWithResidual(x: tf.Tensor, residual: tf.Tensor): tf.Tensor {
+  callWithResidual(x: tf.Tensor, residual: tf.Tensor, options: LinearOptions = {}): tf.Tensor {
     checkLastDim(this.name, x.shape, this.kernel.shape[0] as number);
     return linearWithResidual(
       x,
@@ -68,6 +73,7 @@ export class Linear extends SiglipLayer {
       this.bias?.read() as tf.Tensor1D | undefined,
       residual,
       this.lowRank(),
+      options,
     );
   }
 

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { SiglipLayer, type Shape, type SiglipLayerArgs, firstShape } from './base.js';
 import { type HiddenAct, activation, parseHiddenAct } from './kernels/activations.js';
+import type { LinearOptions } from './kernels/linear.js';
 import { mlp } from './kernels/mlp.js';
 import { Linear } from './linear.js';
 
@@ -44,17 +45,22 @@ export class SiglipMLP extends SiglipLayer {
     return this.run(x);
   }
 
-  /** `residual + call(x)` (the encoder layer's second block; the add may be fused into fc2). */
-  callWithResidual(x: tf.Tensor, residual: tf.Tensor): tf.Tensor {
-    return this.run(x, residual);
+  /**
+   * `residual + call(x)` (the encoder layer's second block; the add may be fused into fc2). `options` apply to fc2
+   * (see `LinearOptions`).
+   */
+  callWithResidual(x: tf.Tensor, residual: tf.Tensor, options: LinearOptions = {}): tf.Tensor {
+    return this.run(x, residual, options);
   }
 
-  private run(x: tf.Tensor, residual?: tf.Tensor): tf.Tensor {
+  private run(x: tf.Tensor, residual?: tf.Tensor, options: LinearOptions = {}): tf.Tensor {
     if (this.fc1.lora || this.fc2.lora) {
       // LoRA adapters live in Linear.call, so go through the sublayers.
       return tf.tidy(() => {
         const h = activation(this.hiddenAct, this.fc1.call(x));
-        return residual === undefined ? this.fc2.call(h) : this.fc2.callWithResidual(h, residual);
+        return residual === undefined
+          ? this.fc2.call(h)
+          : this.fc2.callWithResidual(h, residual, options);
       });
     }
     return mlp(
@@ -67,6 +73,7 @@ export class SiglipMLP extends SiglipLayer {
       },
       this.hiddenAct,
       residual,
+      options,
     );
   }
 

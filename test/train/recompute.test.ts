@@ -16,6 +16,16 @@ import { lossGradFixtureBatch } from '../helpers/loss_grad_batch.js';
 
 const dir = () => fixture('siglip_tiny_loss_grad');
 
+function maxAbsDiff(got: tf.TypedArray, want: tf.TypedArray): { diff: number; scale: number } {
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < want.length; i++) {
+    diff = Math.max(diff, Math.abs(got[i] - want[i]));
+    scale = Math.max(scale, Math.abs(want[i]));
+  }
+  return { diff, scale };
+}
+
 /** Tape nodes recorded by the forward pass of the loss (what the backward pass keeps alive). */
 async function tapeLength(model: SiglipModel, batch: PairBatch): Promise<number> {
   let nodes = 0;
@@ -118,6 +128,46 @@ describe('train: gradient checkpointing (recomputed encoder layers)', () => {
     }
     tf.dispose([batch.pixelValues, batch.inputIds]);
     lora.remove();
+    model.dispose();
+  });
+
+  it("recomputes a layer without fc2's product (its output is not needed there), with the same gradients", async () => {
+    await tf.setBackend('cpu');
+    const model = await loadHfCheckpoint(dir(), { onUnused: () => undefined });
+    const batch = await lossGradFixtureBatch();
+    const fc2Shapes = [model.config.visionConfig, model.config.textConfig].map((t) =>
+      JSON.stringify([t?.intermediateSize, t?.hiddenSize]),
+    );
+    // fc2's forward product (with its bias, so _FusedMatMul; fc1's input gradient has fc2's shapes but no bias)
+    const run = async () => {
+      let grads = new Map<string, tf.Tensor>();
+      let loss: tf.Scalar | undefined;
+      const info = await tf.profile(async () => {
+        ({ loss, grads } = await lossAndGrads(model, batch));
+      });
+      const fc2Products = info.kernels.filter(
+        (k) =>
+          k.name === '_FusedMatMul' &&
+          fc2Shapes.includes(JSON.stringify(k.inputShapes[1]?.slice(-2))),
+      ).length;
+      const values = new Map([...grads].map(([key, g]) => [key, g.dataSync().slice()]));
+      tf.dispose([loss, ...grads.values()]);
+      return { fc2Products, values };
+    };
+    const plain = await run();
+    setGradientCheckpointing(model, true);
+    const recomputed = await run();
+    // 2 layers per tower, and the vision pooling head's MLP
+    assert.equal(plain.fc2Products, 5);
+    assert.equal(recomputed.fc2Products, plain.fc2Products, 'fc2 products with checkpointing');
+    assert.equal(recomputed.values.size, plain.values.size);
+    for (const [key, want] of plain.values) {
+      const got = recomputed.values.get(key);
+      assert.ok(got, key);
+      const { diff, scale } = maxAbsDiff(got, want);
+      assert.ok(diff <= 1e-5 * scale + 1e-7, `${key}: off by ${diff} (max ${scale})`);
+    }
+    tf.dispose([batch.pixelValues, batch.inputIds]);
     model.dispose();
   });
 

@@ -51,6 +51,16 @@ export interface LowRankUpdate {
   scale: number;
 }
 
+/** How a linear op is used. */
+export interface LinearOptions {
+  /**
+   * Only the op's gradients are used, never its output: the last product of a block recomputed for its backward
+   * pass (gradient checkpointing), whose output is thrown away. The product is then not computed and the output
+   * holds zeros; the gradients are those of the real product, which need only the op's inputs.
+   */
+  outputUnused?: boolean;
+}
+
 /**
  * `x @ kernel (+ bias) (+ (x A) B * scale)` for 2-D `x`, as one op. Its gradient is computed per input and only
  * when needed (a frozen kernel gets no `x^T dy`), keeps only `x` and the weights for the backward pass (the
@@ -62,6 +72,7 @@ function linear2d(
   kernel: tf.Tensor2D,
   bias?: tf.Tensor1D,
   lora?: LowRankUpdate,
+  options: LinearOptions = {},
 ): tf.Tensor2D {
   const inputs: tf.NamedTensorMap = { x, kernel };
   if (bias) inputs.bias = bias;
@@ -73,6 +84,7 @@ function linear2d(
     inputs,
     (save) => {
       save(lora ? [x, kernel, lora.a, lora.b] : [x, kernel]);
+      if (options.outputUnused) return tf.zeros([x.shape[0], kernel.shape[1]]);
       const k = forwardKernel(kernel);
       const y = bias ? tf.fused.matMul({ a: x, b: k, bias }) : tf.matMul(x, k);
       if (k !== kernel) k.dispose();
@@ -120,12 +132,13 @@ export function linear(
   kernel: tf.Tensor2D,
   bias?: tf.Tensor1D,
   lora?: LowRankUpdate,
+  options: LinearOptions = {},
 ): tf.Tensor {
   return tf.tidy(() => {
     const inDim = x.shape[x.shape.length - 1];
     const lead = x.shape.slice(0, -1);
     const flat = x.reshape([-1, inDim]) as tf.Tensor2D;
-    const y = linear2d(flat, kernel, bias, lora);
+    const y = linear2d(flat, kernel, bias, lora, options);
     return y.reshape([...lead, kernel.shape[1]]);
   });
 }
@@ -141,10 +154,11 @@ export function linearWithResidual(
   bias: tf.Tensor1D | undefined,
   residual: tf.Tensor,
   lora?: LowRankUpdate,
+  options: LinearOptions = {},
 ): tf.Tensor {
-  if (lora === undefined) {
+  if (lora === undefined && !options.outputUnused) {
     const fused = layerKernelOverrides()?.fusedLinear?.(x, kernel, bias, { residual });
     if (fused !== undefined) return fused;
   }
-  return tf.tidy(() => residual.add(linear(x, kernel, bias, lora)));
+  return tf.tidy(() => residual.add(linear(x, kernel, bias, lora, options)));
 }

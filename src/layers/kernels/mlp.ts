@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { TANH_GELUS, activation, type HiddenAct } from './activations.js';
-import { linear, linearWithResidual } from './linear.js';
+import { type LinearOptions, linear, linearWithResidual } from './linear.js';
 import { layerKernelOverrides } from './overrides.js';
 
 /** Weights of a two-layer MLP (`fc1`, `fc2`), kernels `[in, out]`. */
@@ -21,13 +21,19 @@ function hidden(x: tf.Tensor, w: MlpWeights, act: HiddenAct): tf.Tensor {
 
 /**
  * The SigLIP MLP: `fc2(act(fc1(x)))`, or with `residual`, `residual + fc2(act(fc1(x)))` (the encoder layer's
- * second block; the add may be fused into fc2). The one place its arithmetic lives.
+ * second block; the add may be fused into fc2). The one place its arithmetic lives. `options` apply to fc2.
  */
-export function mlp(x: tf.Tensor, w: MlpWeights, act: HiddenAct, residual?: tf.Tensor): tf.Tensor {
+export function mlp(
+  x: tf.Tensor,
+  w: MlpWeights,
+  act: HiddenAct,
+  residual?: tf.Tensor,
+  options: LinearOptions = {},
+): tf.Tensor {
   return tf.tidy(() => {
     const h = hidden(x, w, act);
     return residual === undefined
-      ? linear(h, w.fc2Kernel, w.fc2Bias)
-      : linearWithResidual(h, w.fc2Kernel, w.fc2Bias, residual);
+      ? linear(h, w.fc2Kernel, w.fc2Bias, undefined, options)
+      : linearWithResidual(h, w.fc2Kernel, w.fc2Bias, residual, undefined, options);
   });
 }

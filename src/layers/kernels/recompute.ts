@@ -30,11 +30,15 @@ function zerosFloat(t: tf.Tensor): tf.Tensor {
  * differentiated (see `withGradientTargets`); `fn` may read any other variable as a constant. Outside a gradient
  * computation it is just `fn(inputs)`. `fn` must be deterministic (SigLIP has no dropout). The block's output
  * must not itself be differentiated against: its incoming gradient is released once the block has used it.
+ * `forGradients`, when given, is what the backward pass recomputes instead of `fn`: ops with `fn`'s gradients
+ * whose output values may differ (the recomputed output is thrown away), so it can skip work only the output
+ * needs (`SiglipEncoderLayer.callForGradients`).
  */
 export function recomputeInBackward(
   fn: (inputs: tf.Tensor[]) => tf.Tensor,
   inputs: tf.Tensor[],
   variables: readonly tf.Variable[],
+  forGradients: (inputs: tf.Tensor[]) => tf.Tensor = fn,
 ): tf.Tensor {
   if (!tapeIsOn()) return fn(inputs);
   const targets = gradientTargets;
@@ -49,7 +53,7 @@ export function recomputeInBackward(
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const floats = saved.filter((t) => t.dtype === 'float32');
         const wrt = [...floats, ...params];
-        const { value, grads } = nestedGradients(() => fn(saved), wrt, dy);
+        const { value, grads } = nestedGradients(() => forGradients(saved), wrt, dy);
         value.dispose();
         const byId = new Map(wrt.map((t, i) => [t.id, grads[i]]));
         // An input the block's output does not depend on (a mask) gets zeros; a trained weight must get a gradient.
