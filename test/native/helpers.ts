@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { NATIVE_GEMM_ENV } from '../../src/backends/native/addon.js';
 import { type NativeAddon, registerNativeBackend } from '../../src/backends/native/index.js';
+import { maxDiff } from '../helpers/max_diff.js';
 import { skipUnavailable } from '../helpers/require_backend.js';
 
 /** Registers the native backend or skips the suite (fails instead when CI requires 'native'). */
@@ -36,17 +37,7 @@ export async function valuesOn(
   return values;
 }
 
-/** max |got - want| and max |want|. */
-export function maxDiff(got: Float32Array, want: Float32Array): { diff: number; scale: number } {
-  if (got.length !== want.length) throw new Error(`length ${got.length} != ${want.length}`);
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < got.length; i++) {
-    diff = Math.max(diff, Math.abs(got[i] - want[i]));
-    scale = Math.max(scale, Math.abs(want[i]));
-  }
-  return { diff, scale };
-}
+export { maxDiff };
 
 /** Runs f on cpu and native and asserts every output agrees within rtol x max|cpu| (+ a tiny absolute floor). */
 export async function assertNativeMatchesCpu(

@@ -13,18 +13,9 @@ import { setGradientCheckpointing } from '../../src/train/recompute.js';
 import { centralDifferenceMismatches } from '../helpers/central_difference.js';
 import { fixture } from '../helpers/fixtures.js';
 import { lossGradFixtureBatch } from '../helpers/loss_grad_batch.js';
+import { maxDiff } from '../helpers/max_diff.js';
 
 const dir = () => fixture('siglip_tiny_loss_grad');
-
-function maxAbsDiff(got: tf.TypedArray, want: tf.TypedArray): { diff: number; scale: number } {
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < want.length; i++) {
-    diff = Math.max(diff, Math.abs(got[i] - want[i]));
-    scale = Math.max(scale, Math.abs(want[i]));
-  }
-  return { diff, scale };
-}
 
 /** Tape nodes recorded by the forward pass of the loss (what the backward pass keeps alive). */
 async function tapeLength(model: SiglipModel, batch: PairBatch): Promise<number> {
@@ -164,7 +155,7 @@ describe('train: gradient checkpointing (recomputed encoder layers)', () => {
     for (const [key, want] of plain.values) {
       const got = recomputed.values.get(key);
       assert.ok(got, key);
-      const { diff, scale } = maxAbsDiff(got, want);
+      const { diff, scale } = maxDiff(got, want);
       assert.ok(diff <= 1e-5 * scale + 1e-7, `${key}: off by ${diff} (max ${scale})`);
     }
     tf.dispose([batch.pixelValues, batch.inputIds]);
