@@ -2,10 +2,11 @@
  * The model benchmark: SigLIP so400m-patch16-256 (or another full-size config) with random weights.
  *
  *   npm run bench [-- --model so400m|base] [--backend wasm|cpu|webgpu|native] [--threads N] [--runs N] [--batches 1,4]
- *                 [--profile]
+ *                 [--profile | --profile-shapes]
  *
  * Measures one image, a batch of 4 images and 8 texts of 64 tokens: median seconds, images/s, achieved
- * GFLOP/s, peak RSS and build time, plus (with --profile) a per-kernel time profile of one run of each.
+ * GFLOP/s, peak RSS and build time, plus (with --profile) a per-kernel time profile of one run of each
+ * (--profile-shapes: each kernel's input shapes apart, matMuls with their GFLOP/s).
  * The towers are built and run one at a time (so400m in float32 is 4.5 GB, over wasm's 4 GB heap).
  * On the native backend it also measures the library's own large sgemm in the same process and gives each
  * workload's GFLOP/s as a percentage of it.
@@ -34,7 +35,9 @@ const modelName = arg('model', 'so400m');
 const backend = arg('backend', 'wasm') as BackendName;
 const runs = Number(arg('runs', '3'));
 const batches = arg('batches', '1,4').split(',').map(Number);
-const profile = process.argv.includes('--profile');
+// --profile-shapes: the profile with each kernel's input shapes apart
+const profileShapes = process.argv.includes('--profile-shapes');
+const profile = profileShapes || process.argv.includes('--profile');
 const tower = arg('tower', 'both');
 const threads = process.argv.includes('--threads') ? Number(arg('threads', '2')) : undefined;
 
@@ -105,10 +108,15 @@ async function main(): Promise<void> {
       });
       results[`image${batch}`] = s;
       if (profile) {
-        await kernelProfile(`${batch} image(s)`, () => {
-          const o = vision.vision!.predict({ pixelValues: pixels });
-          return [o.lastHiddenState, o.poolerOutput!];
-        });
+        await kernelProfile(
+          `${batch} image(s)`,
+          () => {
+            const o = vision.vision!.predict({ pixelValues: pixels });
+            return [o.lastHiddenState, o.poolerOutput!];
+          },
+          profileShapes ? 30 : 12,
+          profileShapes,
+        );
       }
       pixels.dispose();
     }
@@ -129,10 +137,15 @@ async function main(): Promise<void> {
       disposeTowerOutputs(o);
     });
     if (profile) {
-      await kernelProfile('8 texts', () => {
-        const o = text.text!.predict(ids);
-        return [o.lastHiddenState, o.poolerOutput!];
-      });
+      await kernelProfile(
+        '8 texts',
+        () => {
+          const o = text.text!.predict(ids);
+          return [o.lastHiddenState, o.poolerOutput!];
+        },
+        profileShapes ? 30 : 12,
+        profileShapes,
+      );
     }
     ids.dispose();
     text.dispose();

@@ -2,9 +2,10 @@
 // and reports the peak resident memory (maxRSS, which includes the wasm heap).
 //
 //   node dist/bench/train.js <config-folder> <mode> [--batch 8] [--backend wasm|native] [--threads N] [--steps 2]
-//                            [--no-checkpointing] [--profile] [--layers N]
+//                            [--no-checkpointing] [--profile | --profile-shapes] [--layers N]
 // stepSeconds is the mean of the steps after the first. --profile runs one more step under tf.profile and prints
-// the kernels holding its time; --layers N keeps the first N encoder layers of each tower (a quicker profile).
+// the kernels holding its time (--profile-shapes: each kernel's input shapes apart, matMuls with their GFLOP/s);
+// --layers N keeps the first N encoder layers of each tower (a quicker profile).
 // modes: full        both towers, every weight trained (AdamW state for all)
 //        full-frozen-tokens   both towers, token embedding frozen
 //        vision-lora  vision tower only (text embeddings fixed random), LoRA rank 16 on all projections
@@ -30,7 +31,7 @@ function fixedLogitsLoss(embeds: tf.Tensor, other: tf.Tensor): tf.Scalar {
 
 const USAGE =
   'usage: node dist/bench/train.js <config-folder> <mode> [--batch 8] [--backend wasm|native] [--threads N] ' +
-  '[--steps 2] [--no-checkpointing] [--profile] [--layers N]; modes: full, full-frozen-tokens, vision-lora, ' +
+  '[--steps 2] [--no-checkpointing] [--profile | --profile-shapes] [--layers N]; modes: full, full-frozen-tokens, vision-lora, ' +
   'text-lora, vision';
 
 async function main(): Promise<void> {
@@ -142,14 +143,16 @@ async function main(): Promise<void> {
       console.error(`step ${i}: ${times[i].toFixed(2)} s, wasm heap ${wasmHeapGiB()} GiB`);
   }
   const maxRssGiB = process.resourceUsage().maxRSS / 1024 / 1024;
-  if (process.argv.includes('--profile')) {
+  const profileShapes = process.argv.includes('--profile-shapes');
+  if (profileShapes || process.argv.includes('--profile')) {
     await kernelProfile(
       'one more step',
       async () => {
         await trainer.step(b);
         return [];
       },
-      16,
+      profileShapes ? 30 : 16,
+      profileShapes,
     );
   }
   console.log(
