@@ -3,74 +3,97 @@ import { matMulFlops, profileRows, type ProfiledKernel } from '../../bench/kerne
 
 describe('bench: the per-kernel profile table', () => {
   it('counts a matMul from its shapes under whichever transposes make them fit', () => {
-    // [2048,1152] x [1152,4304]: only the plain reading fits
-    assert.equal(
-      matMulFlops('BatchMatMul', [
-        [2048, 1152],
-        [1152, 4304],
-      ]),
-      2 * 2048 * 1152 * 4304,
-    );
-    // dy W^T: [2048,4304] x [1152,4304]^T, only the transposed weight fits
-    assert.equal(
-      matMulFlops('BatchMatMul', [
-        [2048, 4304],
-        [1152, 4304],
-      ]),
-      2 * 2048 * 4304 * 1152,
-    );
-    // a square weight read either way: the same count
-    assert.equal(
-      matMulFlops('MatMul', [
-        [196, 768],
-        [768, 768],
-      ]),
-      2 * 196 * 768 * 768,
-    );
-    // _FusedMatMul as TF.js lists it: batch dims of 1, the bias and a null for the missing PReLU weights
-    assert.equal(
-      matMulFlops('_FusedMatMul', [[1, 2048, 1152], [1, 1152, 2304], [2304], null]),
-      2 * 2048 * 1152 * 2304,
-    );
-    // batch dims multiply (and broadcast)
-    assert.equal(
-      matMulFlops('BatchMatMul', [
-        [8, 16, 256, 72],
-        [72, 200],
-      ]),
-      2 * 128 * 256 * 200 * 72,
-    );
-    // [64,64] x [64,32] fits plain, and with A transposed: same count; [32,64] x [32,64] fits two ways differently
-    assert.equal(
-      matMulFlops('BatchMatMul', [
-        [64, 64],
-        [64, 32],
-      ]),
-      2 * 64 * 32 * 64,
-    );
-    assert.equal(
-      matMulFlops('BatchMatMul', [
-        [32, 64],
-        [32, 64],
-      ]),
-      undefined,
-    );
-    assert.equal(
-      matMulFlops('BatchMatMul', [
-        [3, 5],
-        [7, 11],
-      ]),
-      undefined,
-      'no reading fits',
-    );
-    assert.equal(
-      matMulFlops('Add', [
-        [4, 4],
-        [4, 4],
-      ]),
-      undefined,
-    );
-    assert.equal(matMulFlops('BatchMatMul', [[4], [4, 4]]), undefined);
+    type Case = [string, string, (number[] | null)[], number | undefined];
+    const cases: Case[] = [
+      [
+        'only the plain reading fits',
+        'BatchMatMul',
+        [
+          [2048, 1152],
+          [1152, 4304],
+        ],
+        2 * 2048 * 1152 * 4304,
+      ],
+      [
+        'dy W^T: only the transposed weight fits',
+        'BatchMatMul',
+        [
+          [2048, 4304],
+          [1152, 4304],
+        ],
+        2 * 2048 * 4304 * 1152,
+      ],
+      [
+        'a square weight read either way',
+        'MatMul',
+        [
+          [196, 768],
+          [768, 768],
+        ],
+        2 * 196 * 768 * 768,
+      ],
+      // as TF.js lists it: batch dims of 1, the bias, and null for the PReLU weights it does not have
+      [
+        '_FusedMatMul',
+        '_FusedMatMul',
+        [[1, 2048, 1152], [1, 1152, 2304], [2304], null],
+        2 * 2048 * 1152 * 2304,
+      ],
+      [
+        'batch dims multiply and broadcast',
+        'BatchMatMul',
+        [
+          [8, 16, 256, 72],
+          [72, 200],
+        ],
+        2 * 128 * 256 * 200 * 72,
+      ],
+      [
+        'plain and A transposed fit, with the same count',
+        'BatchMatMul',
+        [
+          [64, 64],
+          [64, 32],
+        ],
+        2 * 64 * 32 * 64,
+      ],
+      [
+        'two readings fit with different counts',
+        'BatchMatMul',
+        [
+          [32, 64],
+          [32, 64],
+        ],
+        undefined,
+      ],
+      [
+        'no reading fits',
+        'BatchMatMul',
+        [
+          [3, 5],
+          [7, 11],
+        ],
+        undefined,
+      ],
+      [
+        'not a matMul',
+        'Add',
+        [
+          [4, 4],
+          [4, 4],
+        ],
+        undefined,
+      ],
+      ['an operand of rank 1', 'BatchMatMul', [[4], [4, 4]], undefined],
+      [
+        "the native backend's fused linear: x [B, N, D] and the kernel",
+        'NativeFusedLinear',
+        [[2, 196, 768], [768, 3072], [3072]],
+        2 * 2 * 196 * 768 * 3072,
+      ],
+    ];
+    for (const [what, name, shapes, flops] of cases)
+      assert.equal(matMulFlops(name, shapes), flops, what);
   });
 
   it('adds up kernels by name or by shape, skips op scopes, and gives matMul rows their rate', async () => {
