@@ -76,6 +76,15 @@ export async function profileRows(
   return { rows: list.sort((x, y) => y.ms - x.ms), total };
 }
 
+/** `--profile` and `--profile-shapes` (which implies it) on a benchmark's command line. */
+export function profileFlags(argv: readonly string[] = process.argv): {
+  profile: boolean;
+  byShape: boolean;
+} {
+  const byShape = argv.includes('--profile-shapes');
+  return { profile: byShape || argv.includes('--profile'), byShape };
+}
+
 /**
  * Runs `fn` once under tf.profile and prints the `top` kernels by time, with their share, call counts and, for
  * matMuls, GFLOP/s; `byShape` lists each kernel's input shapes apart (`--profile-shapes`).

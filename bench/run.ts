@@ -16,7 +16,7 @@ import { loadavg } from 'node:os';
 import { type BackendName, useBackend } from '../src/backends/index.js';
 import { SiglipModel } from '../src/model/siglip_model.js';
 import { disposeTowerOutputs } from '../src/model/tower_outputs.js';
-import { kernelProfile } from './kernel_profile.js';
+import { kernelProfile, profileFlags } from './kernel_profile.js';
 import { printGemmChoices, referenceSgemm } from './native_sgemm.js';
 import { fillRandom } from './random_weights.js';
 import {
@@ -35,9 +35,8 @@ const modelName = arg('model', 'so400m');
 const backend = arg('backend', 'wasm') as BackendName;
 const runs = Number(arg('runs', '3'));
 const batches = arg('batches', '1,4').split(',').map(Number);
-// --profile-shapes: the profile with each kernel's input shapes apart
-const profileShapes = process.argv.includes('--profile-shapes');
-const profile = profileShapes || process.argv.includes('--profile');
+const { profile, byShape: profileShapes } = profileFlags();
+const profileTop = profileShapes ? 30 : 12;
 const tower = arg('tower', 'both');
 const threads = process.argv.includes('--threads') ? Number(arg('threads', '2')) : undefined;
 
@@ -114,7 +113,7 @@ async function main(): Promise<void> {
             const o = vision.vision!.predict({ pixelValues: pixels });
             return [o.lastHiddenState, o.poolerOutput!];
           },
-          profileShapes ? 30 : 12,
+          profileTop,
           profileShapes,
         );
       }
@@ -143,7 +142,7 @@ async function main(): Promise<void> {
           const o = text.text!.predict(ids);
           return [o.lastHiddenState, o.poolerOutput!];
         },
-        profileShapes ? 30 : 12,
+        profileTop,
         profileShapes,
       );
     }

@@ -22,7 +22,7 @@ import { LoraAdapters } from '../src/train/lora.js';
 import { trainableParams } from '../src/train/freeze.js';
 import { Trainer } from '../src/train/trainer.js';
 import type { PairBatch } from '../src/train/forward.js';
-import { kernelProfile } from './kernel_profile.js';
+import { kernelProfile, profileFlags } from './kernel_profile.js';
 
 function fixedLogitsLoss(embeds: tf.Tensor, other: tf.Tensor): tf.Scalar {
   const a = embeds.div(tf.norm(embeds, 'euclidean', -1, true));
@@ -143,16 +143,16 @@ async function main(): Promise<void> {
       console.error(`step ${i}: ${times[i].toFixed(2)} s, wasm heap ${wasmHeapGiB()} GiB`);
   }
   const maxRssGiB = process.resourceUsage().maxRSS / 1024 / 1024;
-  const profileShapes = process.argv.includes('--profile-shapes');
-  if (profileShapes || process.argv.includes('--profile')) {
+  const { profile, byShape } = profileFlags();
+  if (profile) {
     await kernelProfile(
       'one more step',
       async () => {
         await trainer.step(b);
         return [];
       },
-      profileShapes ? 30 : 16,
-      profileShapes,
+      byShape ? 30 : 16,
+      byShape,
     );
   }
   console.log(

@@ -1,5 +1,10 @@
 import { strict as assert } from 'node:assert';
-import { matMulFlops, profileRows, type ProfiledKernel } from '../../bench/kernel_profile.js';
+import {
+  matMulFlops,
+  profileFlags,
+  profileRows,
+  type ProfiledKernel,
+} from '../../bench/kernel_profile.js';
 
 describe('bench: the per-kernel profile table', () => {
   it('counts a matMul from its shapes under whichever transposes make them fit', () => {
@@ -164,5 +169,14 @@ describe('bench: the per-kernel profile table', () => {
         ['BatchMatMul [[10,20],[20,30]]', 1, 12e3 / 0.012 / 1e6],
       ],
     );
+  });
+
+  it('reads --profile and --profile-shapes (which implies --profile)', () => {
+    assert.deepEqual(profileFlags(['node', 'run.js']), { profile: false, byShape: false });
+    assert.deepEqual(profileFlags(['--model', 'base', '--profile']), {
+      profile: true,
+      byShape: false,
+    });
+    assert.deepEqual(profileFlags(['--profile-shapes']), { profile: true, byShape: true });
   });
 });
