@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs everything the tests need on a fresh Debian/Ubuntu machine (as root): Chromium for the browser tests,
-# the compiler, oneDNN and OpenBLAS for the native backend, the npm packages (npm ci also builds native/), and Mesa 25
-# lavapipe into .vulkan/ for the WebGPU tests. Fails when the native backend did not build.
+# the compiler, oneDNN and OpenBLAS for the native backend (and cmake, curl and xz for CI's check against oneDNN
+# 3.x's headers), the npm packages (npm ci also builds native/), and Mesa 25 lavapipe into .vulkan/ for the WebGPU
+# tests. Fails when the native backend did not build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
 [[ -x /usr/bin/chromium ]] || need+=(chromium)
-for p in g++ make libdnnl-dev libopenblas-dev; do
+for p in g++ make libdnnl-dev libopenblas-dev cmake curl xz-utils; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if ((${#need[@]} > 0)); then

@@ -21,8 +21,13 @@ const char* isa_name(dnnl::cpu_isa isa) {
     case dnnl::cpu_isa::avx: return "AVX";
     case dnnl::cpu_isa::avx2: return "AVX2";
     case dnnl::cpu_isa::avx2_vnni: return "AVX2 VNNI";
+#if DNNL_VERSION_MAJOR < 3
     case dnnl::cpu_isa::avx512_mic: return "AVX-512 MIC";
     case dnnl::cpu_isa::avx512_mic_4ops: return "AVX-512 MIC 4OPS";
+#else
+    case dnnl::cpu_isa::avx512_core_fp16: return "AVX-512 FP16";
+    case dnnl::cpu_isa::avx512_core_amx_fp16: return "AVX-512 AMX FP16";
+#endif
     case dnnl::cpu_isa::avx512_core: return "AVX-512";
     case dnnl::cpu_isa::avx512_core_vnni: return "AVX-512 VNNI";
     case dnnl::cpu_isa::avx512_core_bf16: return "AVX-512 BF16";

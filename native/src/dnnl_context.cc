@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "args.h"
+#include "dnnl_compat.h"
 #include "vec_math.h"
 #include "ops.h"
 
@@ -48,6 +49,8 @@ struct Plan {
   dnnl::matmul::primitive_desc pd;
   dnnl::matmul prim;
   memory::desc src_md, wei_md, dst_md, bias_md;
+  /** The scale oneDNN 3.x reads at run time (dnnl_compat::add_scale_arg); 1 when there is none. */
+  float scale = 1.f;
   /** GELU-tanh runs over the output after the primitive (vec_math.cc) instead of as its post-op: oneDNN 2.6.3's
    * AVX2 gelu_tanh (table gathers) is about 4x slower. */
   bool gelu_after = false;
@@ -119,7 +122,7 @@ Plan make_plan(const MatmulProblem& p, bool pack) {
                      : memory::desc(p.wei_dims, memory::data_type::f32, p.wei_strides);
   plan.dst_md = memory::desc(p.dst_dims, memory::data_type::f32, p.dst_strides);
   dnnl::primitive_attr attr;
-  if (p.scale != 1.f) attr.set_output_scales(0, {p.scale});
+  plan.scale = p.scale;
   plan.gelu_after = p.act == Act::kGeluTanh && vec_math_available() && p.dst_strides == dense_strides(p.dst_dims);
   const bool act_post_op = p.act != Act::kLinear && !plan.gelu_after;
   if (act_post_op || p.residual) {
@@ -127,7 +130,7 @@ Plan make_plan(const MatmulProblem& p, bool pack) {
     if (act_post_op) {
       float a = 0, b = 0;
       dnnl::algorithm alg = act_alg(p.act, p.alpha, &a, &b);
-      ops.append_eltwise(1.f, alg, a, b);
+      dnnl_compat::append_eltwise(ops, alg, a, b);
     }
     // dst holds a copy of the residual when the primitive runs: dst = matmul (+ bias) + dst
     if (p.residual) ops.append_sum(1.f);
@@ -137,12 +140,8 @@ Plan make_plan(const MatmulProblem& p, bool pack) {
     std::vector<int64_t> bd(p.dst_dims.size(), 1);
     bd.back() = p.dst_dims.back();
     plan.bias_md = memory::desc(bd, memory::data_type::f32, dense_strides(bd));
-    dnnl::matmul::desc d(plan.src_md, plan.wei_md, plan.bias_md, plan.dst_md);
-    plan.pd = dnnl::matmul::primitive_desc(d, attr, cpu_engine());
-  } else {
-    dnnl::matmul::desc d(plan.src_md, plan.wei_md, plan.dst_md);
-    plan.pd = dnnl::matmul::primitive_desc(d, attr, cpu_engine());
   }
+  plan.pd = dnnl_compat::matmul_pd(cpu_engine(), plan.src_md, plan.wei_md, plan.bias_md, plan.dst_md, p.scale, attr);
   plan.prim = dnnl::matmul(plan.pd);
   return plan;
 }
@@ -213,6 +212,7 @@ bool run_onednn(const MatmulProblem& p, const float* src, const float* wei, cons
     args.emplace(DNNL_ARG_WEIGHTS, memory(plan.wei_md, eng, const_cast<float*>(wei)));
   }
   if (p.bias) args.emplace(DNNL_ARG_BIAS, memory(plan.bias_md, eng, const_cast<float*>(bias)));
+  if (plan.scale != 1.f) dnnl_compat::add_scale_arg(eng, &plan.scale, args);
   plan.prim.execute(cpu_stream(), args);
   cpu_stream().wait();
   if (plan.gelu_after) {

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "args.h"
+#include "dnnl_compat.h"
 #include "dnnl_context.h"
 #include "elementwise.h"
 #include "vec_math.h"
@@ -31,13 +32,10 @@ GeluPlans& gelu_plans(int64_t n) {
   if (cache.size() > 256) cache.clear();
   GeluPlans p;
   p.md = memory::desc({n}, memory::data_type::f32, memory::format_tag::a);
-  dnnl::eltwise_forward::desc fd(dnnl::prop_kind::forward_training, dnnl::algorithm::eltwise_gelu_tanh, p.md,
-                                 0.f, 0.f);
-  p.fwd_pd = dnnl::eltwise_forward::primitive_desc(fd, cpu_engine());
+  p.fwd_pd = dnnl_compat::eltwise_fwd_pd(cpu_engine(), dnnl::algorithm::eltwise_gelu_tanh, p.md);
   p.fwd = dnnl::eltwise_forward(p.fwd_pd);
-  dnnl::eltwise_backward::desc bd(dnnl::algorithm::eltwise_gelu_tanh, p.md, p.md, 0.f, 0.f);
-  dnnl::eltwise_backward::primitive_desc bpd(bd, cpu_engine(), p.fwd_pd);
-  p.bwd = dnnl::eltwise_backward(bpd);
+  p.bwd = dnnl::eltwise_backward(
+      dnnl_compat::eltwise_bwd_pd(cpu_engine(), dnnl::algorithm::eltwise_gelu_tanh, p.md, p.fwd_pd));
   return cache.emplace(n, p).first->second;
 }
 

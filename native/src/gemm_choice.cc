@@ -20,6 +20,7 @@
 
 #include "args.h"
 #include "blas_matmul.h"
+#include "dnnl_compat.h"
 #include "dnnl_context.h"
 #include "kernels.h"
 
@@ -80,19 +81,7 @@ constexpr int64_t kSmallRows = 1024;
  * 220 GFLOP/s on the reference sgemm against oneDNN's 1,100-1,400, and so400m one image took 1.33 s with OpenBLAS
  * under 1,024 rows against 0.32 s on oneDNN alone (base one image 0.28 against 0.078 s).
  */
-bool small_rows_on_openblas(dnnl::cpu_isa isa) {
-  switch (isa) {
-    case dnnl::cpu_isa::avx512_mic:
-    case dnnl::cpu_isa::avx512_mic_4ops:
-    case dnnl::cpu_isa::avx512_core:
-    case dnnl::cpu_isa::avx512_core_vnni:
-    case dnnl::cpu_isa::avx512_core_bf16:
-    case dnnl::cpu_isa::avx512_core_amx:
-      return false;
-    default:
-      return true;
-  }
-}
+bool small_rows_on_openblas(dnnl::cpu_isa isa) { return !dnnl_compat::is_avx512(isa); }
 
 bool small_rows_on_openblas_here() {
   static const bool v = small_rows_on_openblas(dnnl::get_effective_cpu_isa());

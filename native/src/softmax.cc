@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "args.h"
+#include "dnnl_compat.h"
 #include "dnnl_context.h"
 #include "kernels.h"
 #include "ops.h"
@@ -28,12 +29,9 @@ SoftmaxPlans& softmax_plans(int64_t rows, int64_t cols) {
   if (cache.size() > 256) cache.clear();
   SoftmaxPlans p;
   p.md = memory::desc({rows, cols}, memory::data_type::f32, memory::format_tag::ab);
-  dnnl::softmax_forward::desc fd(dnnl::prop_kind::forward_training, p.md, 1);
-  dnnl::softmax_forward::primitive_desc fpd(fd, cpu_engine());
+  const auto fpd = dnnl_compat::softmax_fwd_pd(cpu_engine(), p.md, 1);
   p.fwd = dnnl::softmax_forward(fpd);
-  dnnl::softmax_backward::desc bd(p.md, p.md, 1);
-  dnnl::softmax_backward::primitive_desc bpd(bd, cpu_engine(), fpd);
-  p.bwd = dnnl::softmax_backward(bpd);
+  p.bwd = dnnl::softmax_backward(dnnl_compat::softmax_bwd_pd(cpu_engine(), p.md, 1, fpd));
   return cache.emplace(key, p).first->second;
 }
 
