@@ -1,4 +1,7 @@
 {
+  "variables": {
+    "onednn_prefix%": ""
+  },
   "targets": [
     {
       "target_name": "siglip2_native",
@@ -27,8 +30,13 @@
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-fopenmp", "-Wall", "-Wextra"],
       "ldflags": ["-fopenmp"],
-      "libraries": ["-ldnnl", "-lopenblas"],
+      "libraries": ["-lopenblas"],
       "conditions": [
+        ["onednn_prefix==''", { "libraries": ["-ldnnl"] }],
+        ["onednn_prefix!=''", {
+          "include_dirs": ["<(onednn_prefix)/include"],
+          "libraries": ["<(onednn_prefix)/lib/libdnnl.a"]
+        }],
         ["OS=='linux' and target_arch=='x64'", { "libraries": ["-lmvec"] }]
       ],
       "defines": ["NAPI_VERSION=8"]
