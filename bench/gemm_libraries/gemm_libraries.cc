@@ -13,6 +13,11 @@
 //   libxsmm panels   libxsmm's JIT kernels on the weight packed once into 32-column panels (as MLAS packs its
 //                    weights), the activation read in place; OpenMP over panels
 //   xnnpack fc       XNNPACK's fully-connected operator (weights packed at creation), pthreadpool threads
+//   onednn3 brgemm   oneDNN 3.x's brgemm matmul (its f32 AVX2 kernel, which the library ranks after gemm:jit) on
+//                    the weight packed once, on its own threads
+//   onednn3 brgemm tiles  the same in the OpenMP column blocks: one single-threaded primitive per thread (one
+//                    object each: oneDNN 3.7.2 computes wrong values when two threads run one object at once), each
+//                    with its block of the weight packed once
 #include <omp.h>
 
 #include <algorithm>
@@ -37,6 +42,9 @@
 #endif
 #ifdef HAVE_LIBXSMM
 #include <libxsmm.h>
+#endif
+#ifdef HAVE_ONEDNN3
+#include <dnnl.hpp>
 #endif
 #ifdef HAVE_XNNPACK
 #include <pthreadpool.h>
@@ -160,6 +168,68 @@ std::vector<Variant> variants() {
                    }
                  },
                  [packed]() { packed->clear(); }});
+  }
+#endif
+#ifdef HAVE_ONEDNN3
+  for (bool tiles : {false, true}) {
+    struct Block {
+      dnnl::matmul prim;
+      dnnl::memory wei;
+      dnnl::memory::desc src, dst;
+      int c0 = 0;
+    };
+    auto blocks = std::make_shared<std::vector<Block>>();
+    // one engine for both variants: their threads keep one stream each, made on it
+    static auto eng = std::make_shared<dnnl::engine>(dnnl::engine::kind::cpu, 0);
+    v.push_back({tiles ? "onednn3 brgemm tiles" : "onednn3 brgemm",
+                 [blocks, eng, tiles](Operands& o) {
+                   using dt = dnnl::memory::data_type;
+                   const int parts = tiles ? omp_get_max_threads() : 1;
+                   dnnl::stream s(*eng);
+                   blocks->clear();
+                   for (int t = 0; t < parts; t++) {
+                     int c0 = 0, c1 = o.n;
+                     if (tiles) column_block(o.n, t, parts, &c0, &c1);
+                     Block b;
+                     b.c0 = c0;
+                     b.src = dnnl::memory::desc({o.m, o.k}, dt::f32, {o.k, 1});
+                     b.dst = dnnl::memory::desc({o.m, c1 - c0}, dt::f32, {o.n, 1});
+                     dnnl::memory::desc plain({o.k, c1 - c0}, dt::f32, {o.n, 1});
+                     dnnl::memory::desc any({o.k, c1 - c0}, dt::f32, dnnl::memory::format_tag::any);
+                     dnnl::matmul::primitive_desc pd(*eng, b.src, any, b.dst);
+                     while (std::string(pd.impl_info_str()).rfind("brg", 0) != 0) {
+                       if (!pd.next_impl()) {
+                         std::fprintf(stderr, "oneDNN has no brgemm matmul for f32 here\n");
+                         std::exit(1);
+                       }
+                     }
+                     b.prim = dnnl::matmul(pd);
+                     dnnl::memory from(plain, *eng, o.b.data() + c0);
+                     b.wei = dnnl::memory(pd.weights_desc(), *eng);
+                     dnnl::reorder(from, b.wei).execute(s, from, b.wei);
+                     s.wait();
+                     blocks->push_back(b);
+                   }
+                 },
+                 [blocks, eng](Operands& o) {
+                   auto run = [&](const Block& b) {
+                     static thread_local dnnl::stream* s = nullptr;
+                     if (s == nullptr) s = new dnnl::stream(*eng);
+                     dnnl::memory a(b.src, *eng, o.a.data()), c(b.dst, *eng, o.c.data() + b.c0);
+                     b.prim.execute(*s, {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b.wei}, {DNNL_ARG_DST, c}});
+                     s->wait();
+                   };
+                   if (blocks->size() == 1) {
+                     run((*blocks)[0]);
+                     return;
+                   }
+#pragma omp parallel
+                   {
+                     const size_t t = static_cast<size_t>(omp_get_thread_num());
+                     if (t < blocks->size()) run((*blocks)[t]);
+                   }
+                 },
+                 [blocks]() { blocks->clear(); }});
   }
 #endif
 #ifdef HAVE_XNNPACK
