@@ -40,6 +40,22 @@ describe('native backend: selection, and what happens when it is not built', () 
     assert.match(strict.stderr, HINT);
   });
 
+  it('a SIGLIP2_ONEDNN_PREFIX without lib/libdnnl.a is named in one line; build:native fails on it', () => {
+    const script = join(REPO_ROOT, 'scripts/build-native.mjs');
+    const prefix = join(REPO_ROOT, 'native', 'no-such-onednn');
+    const env = { ...process.env, SIGLIP2_ONEDNN_PREFIX: prefix };
+    const optional = spawnSync(process.execPath, [script, '--optional'], { encoding: 'utf8', env });
+    assert.equal(optional.status, 0);
+    assert.equal(optional.stderr.trim().split('\n').length, 1);
+    assert.ok(
+      optional.stderr.includes(`SIGLIP2_ONEDNN_PREFIX=${prefix} has no lib/libdnnl.a`),
+      optional.stderr,
+    );
+    const strict = spawnSync(process.execPath, [script], { encoding: 'utf8', env });
+    assert.equal(strict.status, 1);
+    assert.ok(strict.stderr.includes('SIGLIP2_ONEDNN_PREFIX'), strict.stderr);
+  });
+
   it('auto picks native when it is built, and the reason names library, version, ISA and threads', async function () {
     requireNative(this);
     const report = await useBackend('auto', { threads: 1 });
