@@ -32,8 +32,7 @@ command -v ninja >/dev/null && generator=(-G Ninja)
 # assembly would ask the addon for an executable stack).
 cmake -S "$work/src" -B "$work/build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_POSITION_INDEPENDENT_CODE=ON -DDNNL_LIBRARY_TYPE=STATIC -DDNNL_CPU_RUNTIME=OMP \
-  -DDNNL_ENABLE_PRIMITIVE="MATMUL;REORDER;SOFTMAX;ELTWISE" -DONEDNN_BUILD_GRAPH=OFF \
-  -DDNNL_BUILD_TESTS=OFF -DDNNL_BUILD_EXAMPLES=OFF -DDNNL_BUILD_DOC=OFF \
+  -DDNNL_ENABLE_PRIMITIVE="MATMUL;REORDER;SOFTMAX;ELTWISE" "${onednn_cmake_lean[@]}" \
   -DDNNL_ENABLE_JIT_PROFILING=OFF -DDNNL_ENABLE_ITT_TASKS=OFF \
   -DCMAKE_INSTALL_PREFIX="$prefix" >"$work/cmake.log"
 cmake --build "$work/build" --parallel "$(nproc)"

@@ -8,8 +8,7 @@ source scripts/onednn-source.sh
 work="${TMPDIR:-/tmp}/siglip2-onednn3-headers"
 onednn_source "$work/src"
 # configuring generates the headers the sources include (dnnl_config.h, dnnl_version.h); nothing is compiled
-cmake -S "$work/src" -B "$work/build" -DONEDNN_BUILD_GRAPH=OFF -DDNNL_BUILD_TESTS=OFF -DDNNL_BUILD_EXAMPLES=OFF \
-  -DDNNL_BUILD_DOC=OFF >"$work/cmake.log" 2>&1
+cmake -S "$work/src" -B "$work/build" "${onednn_cmake_lean[@]}" >"$work/cmake.log" 2>&1
 node_include="$(dirname "$(dirname "$(command -v node)")")/include/node"
 for dir in "$node_include" /usr/include/node /usr/local/include/node; do
   [[ -f "$dir/node_api.h" ]] && node_include=$dir && break

@@ -7,6 +7,8 @@ onednn_tarball_name="onednn_${onednn_version}+ds.orig.tar.xz"
 onednn_url="http://deb.debian.org/debian/pool/main/o/onednn/${onednn_tarball_name}"
 # From Debian's onednn_3.7.2+ds-2.dsc (Checksums-Sha256).
 onednn_sha256=0cc51ca26c1af6a2bb1e71e378e7046f3ceb3e71791ee9d4e246d50f904a6ea6
+# What neither script wants configured: the graph API, tests, examples, documentation.
+onednn_cmake_lean=(-DONEDNN_BUILD_GRAPH=OFF -DDNNL_BUILD_TESTS=OFF -DDNNL_BUILD_EXAMPLES=OFF -DDNNL_BUILD_DOC=OFF)
 
 onednn_source() {
   local dir=$1 cache tarball
