@@ -159,7 +159,7 @@ void BlasPlan::run_task(int64_t task) const {
       if (res != nullptr && bias_ != nullptr) {
         for (int64_t j = 0; j < tile.cols; j++) row[j] = res[j] + bias_[tile.n0 + j];
       } else if (res != nullptr) {
-        std::memcpy(row, res, static_cast<size_t>(tile.cols) * sizeof(float));
+        if (res != row) std::memcpy(row, res, static_cast<size_t>(tile.cols) * sizeof(float));
       } else {
         std::memcpy(row, bias_ + tile.n0, static_cast<size_t>(tile.cols) * sizeof(float));
       }

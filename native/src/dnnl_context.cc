@@ -175,7 +175,7 @@ bool run_onednn(const MatmulProblem& p, const float* src, const float* wei, cons
     int64_t total = 1;
     for (auto d : p.dst_dims) total *= d;
     if (dense_strides(p.dst_dims) != p.dst_strides) throw JsError("matmul: a residual needs a dense output");
-    std::memcpy(dst, residual, static_cast<size_t>(total) * sizeof(float));
+    if (residual != dst) std::memcpy(dst, residual, static_cast<size_t>(total) * sizeof(float));
   }
   std::string key;
   Plan& plan = get_plan(p, pack, &key);

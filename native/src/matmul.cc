@@ -14,7 +14,8 @@ namespace {
 
 // matmul(a, b, out, batchA, batchB, m, k, n, transA, transB, bias | null, act, alpha, packKey, residual?)
 //   -> whether this call copied b into a packed layout (its mapped pages may then be dropped)
-// residual: a dense [batch, m, n] added to the result last (only with the linear activation)
+// residual: a dense [batch, m, n] added to the result last (only with the linear activation); `out` itself
+//   accumulates in place (out += the product), with no copy
 napi_value matmul_body(napi_env env, napi_callback_info info) {
   Args args(env, info, "MatMul", 15);
   const int64_t batch_a = args.int_at(3, "batchA", 1);
@@ -44,8 +45,8 @@ napi_value matmul_body(napi_env env, napi_callback_info info) {
   if ((a <= out && out < a + batch_a * m * k) || (b <= out && out < b + batch_b * k * n)) {
     args.fail("out overlaps an input");
   }
-  if (residual != nullptr && residual < out + batch * m * n && out < residual + batch * m * n) {
-    args.fail("out overlaps the residual");
+  if (residual != nullptr && residual != out && residual < out + batch * m * n && out < residual + batch * m * n) {
+    args.fail("out overlaps the residual (only out itself may be the residual)");
   }
   if (residual != nullptr && act != static_cast<int64_t>(Act::kLinear)) {
     args.fail("a residual is fused only with the linear activation");

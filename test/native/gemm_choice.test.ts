@@ -9,6 +9,7 @@ import { linear, linearWithResidual } from '../../src/layers/kernels/linear.js';
 import { mlp } from '../../src/layers/kernels/mlp.js';
 import {
   type FusedLinearOptions,
+  type LayerKernelOverrides,
   setLayerKernelOverrides,
 } from '../../src/layers/kernels/overrides.js';
 import { REPO_ROOT } from '../helpers/fixtures.js';
@@ -102,9 +103,25 @@ describe('native matmul: oneDNN and OpenBLAS paths, the per-problem choice, fuse
                 { bias, act: ACTIVATIONS.relu, f: (x: number) => Math.max(x, 0), res: null },
                 { bias, act: ACTIVATIONS.linear, f: (x: number) => x, res: residual },
                 { bias: null, act: ACTIVATIONS.linear, f: (x: number) => x, res: residual },
+                // out itself as the residual: accumulated in place (out += product)
+                {
+                  bias,
+                  act: ACTIVATIONS.linear,
+                  f: (x: number) => x,
+                  res: residual,
+                  inPlace: true,
+                },
+                {
+                  bias: null,
+                  act: ACTIVATIONS.linear,
+                  f: (x: number) => x,
+                  res: residual,
+                  inPlace: true,
+                },
               ];
               for (const v of variants) {
-                const out = new Float32Array(batch * m * n);
+                const inPlace = 'inPlace' in v;
+                const out = inPlace ? residual.slice() : new Float32Array(batch * m * n);
                 addon.matmul(
                   a,
                   b,
@@ -120,12 +137,12 @@ describe('native matmul: oneDNN and OpenBLAS paths, the per-problem choice, fuse
                   v.act,
                   0,
                   0,
-                  v.res,
+                  inPlace ? out : v.res,
                 );
                 const want = reference(a, b, d, ta, tb, v.bias, v.f, v.res);
                 assertClose(
                   `${lib} ${JSON.stringify(d)} ta=${ta} tb=${tb} act=${v.act} bias=${v.bias !== null} ` +
-                    `residual=${v.res !== null}`,
+                    `residual=${v.res !== null}${inPlace ? ' (out, in place)' : ''}`,
                   out,
                   want,
                 );
@@ -384,18 +401,45 @@ describe('native matmul: oneDNN and OpenBLAS paths, the per-problem choice, fuse
         addon.matmul(a, b, out, 1, 1, m, k, n, false, false, null, 0, 0, 0, new Float32Array(5)),
       /native MatMul: residual/,
     );
+    // out itself may be the residual (accumulated in place, tested above); any other overlap is refused
+    const spare = new Float32Array(m * n + 1);
     assert.throws(
-      () => addon.matmul(a, b, out, 1, 1, m, k, n, false, false, null, 0, 0, 0, out),
-      /native MatMul: out overlaps the residual/,
+      () =>
+        addon.matmul(
+          a,
+          b,
+          spare.subarray(1),
+          1,
+          1,
+          m,
+          k,
+          n,
+          false,
+          false,
+          null,
+          0,
+          0,
+          0,
+          spare.subarray(0, m * n),
+        ),
+      /native MatMul: out overlaps the residual \(only out itself may be the residual\)/,
     );
   });
 
   for (const lib of [...LIBS, 'auto']) {
-    it(`${lib}: fused fc1 + GELU-tanh and fused residual adds equal the unfused layer path; gradients decline`, async () => {
+    it(`${lib}: fused fc1 + GELU-tanh, fused residual adds and LoRA's low-rank terms accumulated in place equal the unfused layer path; gradients decline`, async () => {
       let fusedCalls = 0;
       let declined = 0;
+      let lowRankCalls = 0;
       setLayerKernelOverrides('native', {
         ...NATIVE_LAYER_OVERRIDES,
+        productPlusLowRank(
+          ...args: Parameters<Required<LayerKernelOverrides>['productPlusLowRank']>
+        ) {
+          const y = NATIVE_LAYER_OVERRIDES.productPlusLowRank?.(...args);
+          if (y !== undefined) lowRankCalls++;
+          return y;
+        },
         fusedLinear(
           x: tf.Tensor,
           k: tf.Tensor2D,
@@ -413,6 +457,8 @@ describe('native matmul: oneDNN and OpenBLAS paths, the per-problem choice, fuse
       const res = rand(batch * tokens * d);
       const w = [rand(d * inter), rand(inter), rand(inter * d), rand(d), rand(d * d), rand(d)];
       const dy = rand(batch * tokens * d);
+      const rank = 5;
+      const low = [rand(d * rank), rand(rank * inter), rand(batch * tokens * inter)];
       const run = () => {
         const xt = tf.tensor(x, [batch, tokens, d]);
         const rt = tf.tensor(res, [batch, tokens, d]);
@@ -433,17 +479,38 @@ describe('native matmul: oneDNN and OpenBLAS paths, the per-problem choice, fuse
           // exact GELU: fc1 unfused, the residual still fused
           mlp(xt, weights, 'gelu', rt),
           tf.grad(f)(xt, tf.tensor(dy, [batch, tokens, d])),
+          // LoRA: the low-rank term added inside the forward product and inside x's gradient (kernel transposed)
+          ...(() => {
+            const a = tf.tensor2d(low[0], [d, rank]);
+            const b = tf.tensor2d(low[1], [rank, inter]);
+            const g = (u: tf.Tensor, la: tf.Tensor, lb: tf.Tensor) =>
+              linear(u, weights.fc1Kernel, weights.fc1Bias, {
+                a: la as tf.Tensor2D,
+                b: lb as tf.Tensor2D,
+                scale: 0.7,
+              });
+            return [
+              g(xt, a, b),
+              ...tf.grads(g)([xt, a, b], tf.tensor(low[2], [batch, tokens, inter])),
+            ];
+          })(),
         ];
       };
       await withGemm(lib, async () => {
         // against the cpu backend (the plain TF.js ops of src/layers/kernels)
         await assertNativeMatchesCpu(`${lib} fused layer path`, run, 1e-4);
         assert.equal(fusedCalls, 6, 'fused calls at inference');
+        // LoRA at inference, then under its gradient the forward product and x's gradient
+        assert.equal(lowRankCalls, 3, 'product + low-rank calls');
         assert.ok(declined >= 1, 'the fused op must decline under a gradient');
         // against the unfused path on the same backend
         await tf.setBackend('native');
         const fused = tf.tidy(() => run().map((t) => Float32Array.from(t.dataSync())));
-        setLayerKernelOverrides('native', { ...NATIVE_LAYER_OVERRIDES, fusedLinear: undefined });
+        setLayerKernelOverrides('native', {
+          ...NATIVE_LAYER_OVERRIDES,
+          fusedLinear: undefined,
+          productPlusLowRank: undefined,
+        });
         const plain = tf.tidy(() => run().map((t) => Float32Array.from(t.dataSync())));
         fused.forEach((v, i) => assertClose(`${lib} output ${i} fused vs unfused`, v, plain[i]));
         // the gradient ran unfused both times: identical where the library is fixed (auto may still be timing both)

@@ -8,12 +8,12 @@ import { loadHfCheckpoint } from '../../src/model/load_hf.js';
 import { disposeOutputs } from '../../src/model/siglip_model.js';
 import { lossAndGrads } from '../../src/train/grads.js';
 import { LoraAdapters } from '../../src/train/lora.js';
-import { paramKey } from '../../src/train/params.js';
+import { modelParams, paramKey } from '../../src/train/params.js';
 import { setGradientCheckpointing } from '../../src/train/recompute.js';
 import { Trainer } from '../../src/train/trainer.js';
 import { REPO_ROOT, fixture } from '../helpers/fixtures.js';
 import { lossGradFixtureBatch } from '../helpers/loss_grad_batch.js';
-import { requireNative } from './helpers.js';
+import { maxDiff, requireNative } from './helpers.js';
 import { gc } from '../helpers/gc.js';
 
 const CLI = join(REPO_ROOT, 'dist/src/cli/main.js');
@@ -109,6 +109,63 @@ describe('native backend: the tiny fixtures, training, no leaks', function () {
       tf.dispose([loss, ...grads.values(), batch.pixelValues, batch.inputIds]);
       lora.remove();
       model.dispose();
+    }
+  });
+
+  it('LoRA with a non-zero B: A, B and a weight reached through the adapted layers match cpu, checkpointing off and on', async () => {
+    // With B = 0 (above) the low-rank terms of the forward pass and of x's gradient vanish; here they do not, and
+    // native adds them inside the big products (fused residual, the kernel read transposed for x's gradient).
+    const dir = fixture('siglip_tiny_loss_grad');
+    const gradsOn = async (backend: string, checkpointing: boolean) => {
+      await tf.setBackend(backend);
+      const model = await loadHfCheckpoint(dir, { onUnused: () => undefined });
+      setGradientCheckpointing(model, checkpointing);
+      const lora = LoraAdapters.attach(model, { rank: 4, seed: 5 });
+      for (const p of lora.params) {
+        if (p.name.endsWith('lora_b')) {
+          p.variable.write(tf.randomNormal(p.variable.shape as number[], 0, 0.05, 'float32', 9));
+        }
+      }
+      // the patch embedding reaches the loss only through the adapted layers' input gradients
+      const patch = modelParams(model).find((p) => p.name === 'embeddings/patch_embedding/kernel');
+      assert.ok(patch);
+      const params = [...lora.params, patch];
+      const batch = await lossGradFixtureBatch();
+      const before = tf.memory().numTensors;
+      const { loss, grads } = await lossAndGrads(model, batch, params);
+      const values = new Map<string, Float32Array>();
+      for (const p of params) {
+        const g = grads.get(paramKey(p));
+        assert.ok(g, `${backend}: no gradient for ${paramKey(p)}`);
+        values.set(paramKey(p), Float32Array.from(g.dataSync()));
+      }
+      values.set('loss', Float32Array.from(loss.dataSync()));
+      tf.dispose([loss, ...grads.values()]);
+      assert.equal(
+        tf.memory().numTensors,
+        before,
+        `${backend} checkpointing=${checkpointing}: tensors leaked`,
+      );
+      tf.dispose([batch.pixelValues, batch.inputIds]);
+      lora.remove();
+      model.dispose();
+      return values;
+    };
+    for (const checkpointing of [false, true]) {
+      const want = await gradsOn('cpu', checkpointing);
+      const got = await gradsOn('native', checkpointing);
+      assert.equal(got.size, want.size);
+      assert.ok(want.size > 10);
+      for (const [name, w] of want) {
+        const g = got.get(name);
+        assert.ok(g, name);
+        const { diff, scale } = maxDiff(g, w);
+        assert.ok(scale > 0, `${name}: the cpu gradient is all zeros`);
+        assert.ok(
+          diff <= 1e-4 * scale + 1e-8,
+          `checkpointing=${checkpointing} ${name}: off by ${diff} (max |cpu| ${scale})`,
+        );
+      }
     }
   });
 

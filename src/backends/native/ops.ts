@@ -4,7 +4,7 @@
  * installed as the `native` backend's layer-kernel overrides (src/layers/kernels/overrides.ts).
  */
 import * as tf from '@tensorflow/tfjs';
-import { recordingGradients } from '../../internals/tfjs.js';
+import { recordingGradients, tapeIsOn } from '../../internals/tfjs.js';
 import { MASKED_SCORE } from '../../layers/kernels/attention.js';
 import { opWithLazyGrads } from '../../layers/kernels/lazy_grad.js';
 import type {
@@ -270,6 +270,81 @@ function fusedLinear(
   );
 }
 
+/**
+ * `x @ op(kernel) (+ bias) + u @ op(v)` in two native matMuls writing one output: the product (bias fused), then
+ * the low-rank one accumulated onto it in place (oneDNN's sum post-op or OpenBLAS's beta = 1, on the output
+ * itself), so the `[m, n]` low-rank term is never a tensor and no add pass runs. No gradient: it declines while
+ * the tape records.
+ */
+function productPlusLowRank(
+  x: tf.Tensor2D,
+  kernel: tf.Tensor2D,
+  transposeKernel: boolean,
+  bias: tf.Tensor1D | undefined,
+  u: tf.Tensor2D,
+  v: tf.Tensor2D,
+  transposeV: boolean,
+): tf.Tensor2D | undefined {
+  const be = nativeBackend();
+  if (be === undefined || tapeIsOn()) return undefined;
+  if (!usable(x, kernel, u, v) || (bias !== undefined && !usable(bias))) return undefined;
+  const [m, k] = x.shape;
+  const [kk, n] = transposeKernel ? [kernel.shape[1], kernel.shape[0]] : kernel.shape;
+  const r = u.shape[1];
+  const [vr, vn] = transposeV ? [v.shape[1], v.shape[0]] : v.shape;
+  if (
+    kk !== k ||
+    u.shape[0] !== m ||
+    vr !== r ||
+    vn !== n ||
+    (bias !== undefined && bias.size !== n)
+  ) {
+    const t = (flag: boolean) => (flag ? '^T' : '');
+    throw new Error(
+      `native ProductPlusLowRank: x [${x.shape}] @ kernel [${kernel.shape}]${t(transposeKernel)} + ` +
+        `u [${u.shape}] @ v [${v.shape}]${t(transposeV)}${bias ? ` with bias [${bias.shape}]` : ''} do not fit`,
+    );
+  }
+  const inputs: tf.NamedTensorMap =
+    bias === undefined ? { x, kernel, u, v } : { x, kernel, bias, u, v };
+  return named('NativeProductPlusLowRank', () =>
+    opWithLazyGrads(
+      inputs,
+      () => {
+        const out = be.alloc(m * n);
+        const kernelValues = be.f32(kernel, 'ProductPlusLowRank', 'kernel');
+        const linear = ACTIVATIONS.linear;
+        const copied = be.addon.matmul(
+          be.f32(x, 'ProductPlusLowRank', 'x'),
+          kernelValues,
+          out,
+          1,
+          1,
+          m,
+          k,
+          n,
+          false,
+          transposeKernel,
+          bias === undefined ? null : be.f32(bias, 'ProductPlusLowRank', 'bias'),
+          linear,
+          0,
+          be.packKeyFor(kernel, k * n, transposeKernel),
+        );
+        if (copied) be.afterPack(kernel, kernelValues, transposeKernel);
+        const uv = be.f32(u, 'ProductPlusLowRank', 'u');
+        const vv = be.f32(v, 'ProductPlusLowRank', 'v');
+        be.addon.matmul(uv, vv, out, 1, 1, m, r, n, false, transposeV, null, linear, 0, 0, out);
+        return tf.tensor(out, [m, n], 'float32');
+      },
+      () => {
+        throw new Error(
+          'native ProductPlusLowRank has no gradient: it runs only where the tape is off',
+        );
+      },
+    ),
+  ) as tf.Tensor2D;
+}
+
 /** The products of an encoder layer in the order of the addon's packKeys and returned bits. */
 const LAYER_PRODUCTS = ['qProj', 'kProj', 'vProj', 'outProj', 'fc1', 'fc2'] as const;
 
@@ -386,6 +461,7 @@ export const NATIVE_LAYER_OVERRIDES: LayerKernelOverrides = {
   geluTanh,
   attention,
   fusedLinear,
+  productPlusLowRank,
   encoderLayer,
   fastTransposedMatMul: true,
 };

@@ -1,6 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
 import { liveTensorBytes, recordingGradients } from '../../internals/tfjs.js';
-import { chain } from './chain.js';
 import { opWithLazyGrads } from './lazy_grad.js';
 import { layerKernelOverrides } from './overrides.js';
 
@@ -62,10 +61,36 @@ export interface LinearOptions {
 }
 
 /**
+ * `x @ op(b) (+ bias) + u @ op(v)`: a product plus a low-rank one (`u` `[m, r]`). The backend's one op where it
+ * has one (native: both products write one output; this runs where the tape is off, inside another op), else two
+ * matMuls and an add.
+ */
+function productPlusLowRank(
+  x: tf.Tensor2D,
+  b: tf.Tensor2D,
+  transposeB: boolean,
+  bias: tf.Tensor1D | undefined,
+  u: tf.Tensor2D,
+  v: tf.Tensor2D,
+  transposeV: boolean,
+): tf.Tensor2D {
+  const overrides = layerKernelOverrides();
+  const fused = overrides?.productPlusLowRank?.(x, b, transposeB, bias, u, v, transposeV);
+  if (fused !== undefined) return fused;
+  return tf.tidy(() => {
+    const mm = overrides?.fastTransposedMatMul ? flagMatMul : explicitMatMul;
+    const y = bias ? tf.fused.matMul({ a: x, b, bias, transposeB }) : mm(x, b, false, transposeB);
+    return y.add(mm(u, v, false, transposeV));
+  });
+}
+
+/**
  * `x @ kernel (+ bias) (+ (x A) B * scale)` for 2-D `x`, as one op. Its gradient is computed per input and only
- * when needed (a frozen kernel gets no `x^T dy`), keeps only `x` and the weights for the backward pass (the
- * low-rank branch as separate ops kept three output-sized tensors per projection), and transposes explicitly:
- * the wasm backend runs matMuls with transpose flags 8-27x slower.
+ * when needed (a frozen kernel gets no `x^T dy`), keeps only `x`, the weights and the rank-r `x A` for the backward
+ * pass (the low-rank branch as separate ops kept three output-sized tensors per projection), and transposes
+ * explicitly: the wasm backend runs matMuls with transpose flags 8-27x slower. The scale is applied to the `[r, out]`
+ * B, never to an output-sized tensor; the low-rank terms are accumulated onto the big products where the backend
+ * can (`productPlusLowRank`); `dy B^T` is computed once for the gradients of x and A.
  */
 function linear2d(
   x: tf.Tensor2D,
@@ -83,39 +108,44 @@ function linear2d(
   return opWithLazyGrads(
     inputs,
     (save) => {
-      save(lora ? [x, kernel, lora.a, lora.b] : [x, kernel]);
-      if (options.outputUnused) return tf.zeros([x.shape[0], kernel.shape[1]]);
+      if (options.outputUnused) {
+        save(lora ? [x, kernel, lora.a, lora.b] : [x, kernel]);
+        return tf.zeros([x.shape[0], kernel.shape[1]]);
+      }
+      if (!lora) {
+        save([x, kernel]);
+        const k = forwardKernel(kernel);
+        const y = bias ? tf.fused.matMul({ a: x, b: k, bias }) : tf.matMul(x, k);
+        if (k !== kernel) k.dispose();
+        return y;
+      }
+      const xa = tf.matMul(x, lora.a) as tf.Tensor2D;
+      save([x, kernel, lora.a, lora.b, xa]);
+      const bScaled = lora.b.mul(lora.scale) as tf.Tensor2D;
       const k = forwardKernel(kernel);
-      const y = bias ? tf.fused.matMul({ a: x, b: k, bias }) : tf.matMul(x, k);
+      const y = productPlusLowRank(x, k, false, bias, xa, bScaled, false);
       if (k !== kernel) k.dispose();
-      if (!lora) return y;
-      const low = chain(
-        x,
-        (u) => tf.matMul(u, lora.a),
-        (u) => tf.matMul(u, lora.b),
-        (u) => u.mul(lora.scale),
-      );
-      const out = y.add(low);
-      tf.dispose([y, low]);
-      return out;
+      tf.dispose([xa, bScaled]);
+      return y;
     },
     (dy, saved) => {
-      const [sx, sk, sa, sb] = saved as tf.Tensor2D[];
+      const [sx, sk, sa, sb, sxa] = saved as tf.Tensor2D[];
       const d = dy as tf.Tensor2D;
       const mm = layerKernelOverrides()?.fastTransposedMatMul ? flagMatMul : explicitMatMul;
-      // dy B^T * scale: the gradient reaching x A
-      const dLow = () => mm(d, sb, false, true).mul(lora?.scale ?? 1) as tf.Tensor2D;
       const grads: Record<string, () => tf.Tensor> = {
-        x: () => {
-          const dx = mm(d, sk, false, true);
-          return lora ? dx.add(mm(dLow(), sa, false, true)) : dx;
-        },
+        x: () => mm(d, sk, false, true),
         kernel: () => mm(sx, d, true, false),
       };
       if (bias) grads.bias = () => d.sum(0);
       if (lora) {
-        grads.loraA = () => mm(sx, dLow(), true, false);
-        grads.loraB = () => mm(tf.matMul(sx, sa), d, true, false).mul(lora.scale) as tf.Tensor2D;
+        const { scale } = lora;
+        // dy (B scale)^T, the gradient reaching x A: x's and A's gradients both use it. Computed here, in the
+        // backward pass's scope (each gradient below runs in its own tidy), it lives until that pass ends.
+        const dxa = mm(d, tf.tidy(() => sb.mul(scale)) as tf.Tensor2D, false, true);
+        grads.x = () => productPlusLowRank(d, sk, true, undefined, dxa, sa, true);
+        grads.loraA = () => mm(sx, dxa, true, false);
+        grads.loraB = () =>
+          mm((sxa ?? tf.matMul(sx, sa)).mul(scale) as tf.Tensor2D, d, true, false);
       }
       return grads;
     },
