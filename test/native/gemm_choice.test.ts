@@ -527,4 +527,47 @@ describe('native matmul: oneDNN and OpenBLAS paths, the per-problem choice, fuse
       });
     });
   }
+
+  it('productPlusLowRank: shapes that do not fit are an error naming them; it declines while the tape records', async () => {
+    await tf.setBackend('native');
+    const plus = NATIVE_LAYER_OVERRIDES.productPlusLowRank;
+    assert.ok(plus);
+    tf.tidy(() => {
+      const x = tf.ones([5, 3]) as tf.Tensor2D;
+      const w = tf.ones([3, 4]) as tf.Tensor2D;
+      const u = tf.ones([5, 2]) as tf.Tensor2D;
+      assert.throws(
+        () => plus(x, w, false, undefined, u, tf.ones([3, 4]) as tf.Tensor2D, false),
+        /native ProductPlusLowRank: x \[5,3\] @ kernel \[3,4\] \+ u \[5,2\] @ v \[3,4\] do not fit/,
+      );
+      assert.throws(
+        () => plus(x, w, true, undefined, u, tf.ones([2, 4]) as tf.Tensor2D, false),
+        /x \[5,3\] @ kernel \[3,4\]\^T \+ u \[5,2\] @ v \[2,4\] do not fit/,
+      );
+      assert.throws(
+        () =>
+          plus(x, w, false, tf.ones([5]) as tf.Tensor1D, u, tf.ones([2, 4]) as tf.Tensor2D, false),
+        /with bias \[5\] do not fit/,
+      );
+      // x [5, 3] @ w [3, 4] + u [5, 2] @ v^T with v [4, 2]: 3 + 2 = 5 everywhere
+      const y = plus(x, w, false, undefined, u, tf.ones([4, 2]) as tf.Tensor2D, true);
+      assert.ok(y);
+      assert.deepEqual(Array.from(y.dataSync()), new Array(20).fill(5));
+    });
+    let underTape: tf.Tensor | undefined;
+    const g = tf.grad((x: tf.Tensor) => {
+      underTape = plus(
+        x as tf.Tensor2D,
+        tf.ones([3, 4]),
+        false,
+        undefined,
+        tf.ones([5, 2]),
+        tf.ones([2, 4]),
+        false,
+      );
+      return x.sum();
+    })(tf.ones([5, 3]));
+    assert.equal(underTape, undefined);
+    g.dispose();
+  });
 });
