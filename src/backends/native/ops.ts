@@ -12,6 +12,7 @@ import type {
   EncoderLayerWeights,
   FusedLinearOptions,
   LayerKernelOverrides,
+  ProductPlusLowRank,
 } from '../../layers/kernels/overrides.js';
 import { ACTIVATIONS } from './addon.js';
 import type { NativeBackend } from './backend.js';
@@ -216,6 +217,50 @@ function attention(
   );
 }
 
+/** A linear product's operands as the addon's matmul takes them: `x` `[m, k]`, the kernel `[k, n]` or `[n, k]`. */
+interface LinearProduct {
+  x: tf.Tensor;
+  kernel: tf.Tensor2D;
+  transposeKernel: boolean;
+  bias: tf.Tensor1D | undefined;
+  m: number;
+  k: number;
+  n: number;
+}
+
+/**
+ * `out = act(x @ op(kernel) + bias) (+ residual)` in one addon call, the kernel kept pre-packed from its second use
+ * (packKeyFor); `residual` may be `out` itself (accumulate in place). `op` names the kernel in errors.
+ */
+function linearInto(
+  be: NativeBackend,
+  op: string,
+  p: LinearProduct,
+  out: Float32Array,
+  activation: number,
+  residual: Float32Array | null,
+): void {
+  const kernelValues = be.f32(p.kernel, op, 'kernel');
+  const copied = be.addon.matmul(
+    be.f32(p.x, op, 'x'),
+    kernelValues,
+    out,
+    1,
+    1,
+    p.m,
+    p.k,
+    p.n,
+    false,
+    p.transposeKernel,
+    p.bias === undefined ? null : be.f32(p.bias, op, 'bias'),
+    activation,
+    0,
+    be.packKeyFor(p.kernel, p.k * p.n, p.transposeKernel),
+    residual,
+  );
+  if (copied) be.afterPack(p.kernel, kernelValues, p.transposeKernel);
+}
+
 /**
  * `act(x @ kernel + bias) (+ residual)` in one native matMul (GELU-tanh as oneDNN's post-op or after OpenBLAS's
  * sgemm; the residual as oneDNN's sum post-op or OpenBLAS's beta = 1 on a copy of it). Inference only: while a
@@ -242,25 +287,14 @@ function fusedLinear(
       bias === undefined ? { x, kernel } : { x, kernel, bias },
       () => {
         const out = be.alloc(m * n);
-        const kernelValues = be.f32(kernel, 'FusedLinear', 'kernel');
-        const copied = be.addon.matmul(
-          be.f32(x, 'FusedLinear', 'x'),
-          kernelValues,
+        linearInto(
+          be,
+          'FusedLinear',
+          { x, kernel, transposeKernel: false, bias, m, k, n },
           out,
-          1,
-          1,
-          m,
-          k,
-          n,
-          false,
-          false,
-          bias === undefined ? null : be.f32(bias, 'FusedLinear', 'bias'),
           activation === 'gelu_tanh' ? ACTIVATIONS.geluTanh : ACTIVATIONS.linear,
-          0,
-          be.packKeyFor(kernel, k * n, false),
           residual === undefined ? null : be.f32(residual, 'FusedLinear', 'residual'),
         );
-        if (copied) be.afterPack(kernel, kernelValues, false);
         return tf.tensor(out, shape, 'float32');
       },
       () => {
@@ -276,15 +310,15 @@ function fusedLinear(
  * itself), so the `[m, n]` low-rank term is never a tensor and no add pass runs. No gradient: it declines while
  * the tape records.
  */
-function productPlusLowRank(
-  x: tf.Tensor2D,
-  kernel: tf.Tensor2D,
-  transposeKernel: boolean,
-  bias: tf.Tensor1D | undefined,
-  u: tf.Tensor2D,
-  v: tf.Tensor2D,
-  transposeV: boolean,
-): tf.Tensor2D | undefined {
+const productPlusLowRank: ProductPlusLowRank = (
+  x,
+  kernel,
+  transposeKernel,
+  bias,
+  u,
+  v,
+  transposeV,
+) => {
   const be = nativeBackend();
   if (be === undefined || tapeIsOn()) return undefined;
   if (!usable(x, kernel, u, v) || (bias !== undefined && !usable(bias))) return undefined;
@@ -312,27 +346,11 @@ function productPlusLowRank(
       inputs,
       () => {
         const out = be.alloc(m * n);
-        const kernelValues = be.f32(kernel, 'ProductPlusLowRank', 'kernel');
         const linear = ACTIVATIONS.linear;
-        const copied = be.addon.matmul(
-          be.f32(x, 'ProductPlusLowRank', 'x'),
-          kernelValues,
-          out,
-          1,
-          1,
-          m,
-          k,
-          n,
-          false,
-          transposeKernel,
-          bias === undefined ? null : be.f32(bias, 'ProductPlusLowRank', 'bias'),
-          linear,
-          0,
-          be.packKeyFor(kernel, k * n, transposeKernel),
-        );
-        if (copied) be.afterPack(kernel, kernelValues, transposeKernel);
-        const uv = be.f32(u, 'ProductPlusLowRank', 'u');
-        const vv = be.f32(v, 'ProductPlusLowRank', 'v');
+        const op = 'ProductPlusLowRank';
+        linearInto(be, op, { x, kernel, transposeKernel, bias, m, k, n }, out, linear, null);
+        const uv = be.f32(u, op, 'u');
+        const vv = be.f32(v, op, 'v');
         be.addon.matmul(uv, vv, out, 1, 1, m, r, n, false, transposeV, null, linear, 0, 0, out);
         return tf.tensor(out, [m, n], 'float32');
       },
@@ -343,7 +361,7 @@ function productPlusLowRank(
       },
     ),
   ) as tf.Tensor2D;
-}
+};
 
 /** The products of an encoder layer in the order of the addon's packKeys and returned bits. */
 const LAYER_PRODUCTS = ['qProj', 'kProj', 'vProj', 'outProj', 'fc1', 'fc2'] as const;

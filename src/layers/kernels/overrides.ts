@@ -39,6 +39,23 @@ export interface EncoderLayerOptions {
 }
 
 /**
+ * `x @ op(kernel) (+ bias) + u @ op(v)` for 2-D operands, where `op` transposes when asked: a product plus a
+ * low-rank one (`u` `[m, r]` with a small r), both accumulated into one output. LoRA's forward pass
+ * `x W + b + (x A)(B scale)` and its input gradient `dy W^T + (dy (B scale)^T) A^T` are this. It has no gradient
+ * and is called only where the tape is off (inside an op's forward or backward function); it must return
+ * undefined where the tape records.
+ */
+export type ProductPlusLowRank = (
+  x: tf.Tensor2D,
+  kernel: tf.Tensor2D,
+  transposeKernel: boolean,
+  bias: tf.Tensor1D | undefined,
+  u: tf.Tensor2D,
+  v: tf.Tensor2D,
+  transposeV: boolean,
+) => tf.Tensor2D | undefined;
+
+/**
  * Replacements a backend can give for the layer arithmetic of this folder (the `native` backend registers
  * C++ versions). Each must compute what the JavaScript version computes, with its gradient; it may return
  * undefined to decline an input (the JavaScript version then runs).
@@ -79,22 +96,8 @@ export interface LayerKernelOverrides {
     weights: EncoderLayerWeights,
     options: EncoderLayerOptions,
   ): tf.Tensor | undefined;
-  /**
-   * `x @ op(kernel) (+ bias) + u @ op(v)` for 2-D operands, where `op` transposes when asked: a product plus a
-   * low-rank one (`u` `[m, r]` with a small r), both accumulated into one output. LoRA's forward pass
-   * `x W + b + (x A)(B scale)` and its input gradient `dy W^T + (dy (B scale)^T) A^T` are this. It has no gradient
-   * and is called only where the tape is off (inside an op's forward or backward function); it must return
-   * undefined where the tape records.
-   */
-  productPlusLowRank?(
-    x: tf.Tensor2D,
-    kernel: tf.Tensor2D,
-    transposeKernel: boolean,
-    bias: tf.Tensor1D | undefined,
-    u: tf.Tensor2D,
-    v: tf.Tensor2D,
-    transposeV: boolean,
-  ): tf.Tensor2D | undefined;
+  /** See `ProductPlusLowRank`. */
+  productPlusLowRank?: ProductPlusLowRank;
   /** True when matMuls with transpose flags are as fast as plain ones (gradients then skip explicit transposes). */
   fastTransposedMatMul?: boolean;
 }
