@@ -43,6 +43,11 @@ function flagMatMul(a: tf.Tensor2D, b: tf.Tensor2D, ta: boolean, tb: boolean): t
   return tf.matMul(a, b, ta, tb);
 }
 
+/** The backend's better way to multiply transposed operands: with flags where they are fast, else explicitly. */
+function transposingMatMul(): typeof flagMatMul {
+  return layerKernelOverrides()?.fastTransposedMatMul ? flagMatMul : explicitMatMul;
+}
+
 /** A low-rank update `(x A) B * scale` added to a linear layer's output (LoRA; A `[in, r]`, B `[r, out]`). */
 export interface LowRankUpdate {
   a: tf.Tensor2D;
@@ -74,11 +79,18 @@ function productPlusLowRank(
   v: tf.Tensor2D,
   transposeV: boolean,
 ): tf.Tensor2D {
-  const overrides = layerKernelOverrides();
-  const fused = overrides?.productPlusLowRank?.(x, b, transposeB, bias, u, v, transposeV);
+  const fused = layerKernelOverrides()?.productPlusLowRank?.(
+    x,
+    b,
+    transposeB,
+    bias,
+    u,
+    v,
+    transposeV,
+  );
   if (fused !== undefined) return fused;
   return tf.tidy(() => {
-    const mm = overrides?.fastTransposedMatMul ? flagMatMul : explicitMatMul;
+    const mm = transposingMatMul();
     const y = bias ? tf.fused.matMul({ a: x, b, bias, transposeB }) : mm(x, b, false, transposeB);
     return y.add(mm(u, v, false, transposeV));
   });
@@ -112,26 +124,24 @@ function linear2d(
         save(lora ? [x, kernel, lora.a, lora.b] : [x, kernel]);
         return tf.zeros([x.shape[0], kernel.shape[1]]);
       }
-      if (!lora) {
-        save([x, kernel]);
-        const k = forwardKernel(kernel);
-        const y = bias ? tf.fused.matMul({ a: x, b: k, bias }) : tf.matMul(x, k);
-        if (k !== kernel) k.dispose();
-        return y;
-      }
-      const xa = tf.matMul(x, lora.a) as tf.Tensor2D;
-      save([x, kernel, lora.a, lora.b, xa]);
-      const bScaled = lora.b.mul(lora.scale) as tf.Tensor2D;
       const k = forwardKernel(kernel);
-      const y = productPlusLowRank(x, k, false, bias, xa, bScaled, false);
+      let y: tf.Tensor;
+      if (lora) {
+        // the forward function runs in a tidy: x A and B scale (rank-r) are freed with it
+        const xa = tf.matMul(x, lora.a) as tf.Tensor2D;
+        save([x, kernel, lora.a, lora.b, xa]);
+        y = productPlusLowRank(x, k, false, bias, xa, lora.b.mul(lora.scale), false);
+      } else {
+        save([x, kernel]);
+        y = bias ? tf.fused.matMul({ a: x, b: k, bias }) : tf.matMul(x, k);
+      }
       if (k !== kernel) k.dispose();
-      tf.dispose([xa, bScaled]);
       return y;
     },
     (dy, saved) => {
       const [sx, sk, sa, sb, sxa] = saved as tf.Tensor2D[];
       const d = dy as tf.Tensor2D;
-      const mm = layerKernelOverrides()?.fastTransposedMatMul ? flagMatMul : explicitMatMul;
+      const mm = transposingMatMul();
       const grads: Record<string, () => tf.Tensor> = {
         x: () => mm(d, sk, false, true),
         kernel: () => mm(sx, d, true, false),
